@@ -1,0 +1,71 @@
+# kfash-tf build. Needs GNU make, Go, a C compiler (cgo) and, for the first
+# 'make setup', python3 + pip (the TensorFlow C library comes from the pinned
+# tensorflow-cpu wheel on PyPI; see scripts/libtensorflow.sh).
+#
+#   make setup          fetch the TensorFlow C library (once; cached)
+#   make build          bin/kfash-tf (launcher) + bin/kfash-tf.bin
+#   make test           go test ./... (TESTFLAGS='-run X -v' to narrow)
+#   make vet fmt-check clean print-tf-dir
+#
+# LIBTENSORFLOW_DIR=/path uses an existing libtensorflow (include/ + lib/);
+# KFASH_TF_CACHE=/dir moves the download cache (default ~/.cache/kfash-tf).
+
+.DEFAULT_GOAL := build
+.SUFFIXES:
+
+ifeq ($(origin GO),undefined)
+GO := $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+endif
+GOFMT = $(shell $(GO) env GOROOT)/bin/gofmt
+
+LIBTF_SH   := bash $(CURDIR)/scripts/libtensorflow.sh
+TF_DIR     := $(shell $(LIBTF_SH) --print-dir)
+TF_VERSION := $(shell $(LIBTF_SH) --version)
+TF_LIBDIR  := $(TF_DIR)/lib
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS := -X main.version=$(VERSION)
+TESTFLAGS ?=
+
+BIN      := $(CURDIR)/bin
+LAUNCHER := $(BIN)/kfash-tf
+REALBIN  := $(BIN)/kfash-tf.bin
+
+# One cgo environment for every go command run by make.
+export CGO_ENABLED := 1
+export CGO_CFLAGS  := -I$(TF_DIR)/include
+export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup build test vet fmt-check clean print-tf-dir help
+
+setup:
+	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
+
+build: setup
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(REALBIN) ./cmd/kfash-tf
+	@sed -e 's|@TF_LIBDIR@|$(TF_LIBDIR)|g' -e 's|@TF_VERSION@|$(TF_VERSION)|g' \
+		$(CURDIR)/scripts/launcher.sh.in >$(LAUNCHER).tmp
+	@chmod +x $(LAUNCHER).tmp && mv -f $(LAUNCHER).tmp $(LAUNCHER)
+	@echo "built $(LAUNCHER) (version $(VERSION))"
+
+# CLI tests exec the launcher through $$KFASH_TF_BIN.
+test: setup build
+	KFASH_TF_BIN=$(LAUNCHER) $(GO) test -count=1 $(TESTFLAGS) ./...
+
+vet: setup
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$($(GOFMT) -l .) || exit 1; \
+	if [ -n "$$out" ]; then echo "gofmt -l reports unformatted files (run gofmt -w):"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN)
+
+print-tf-dir:
+	@echo $(TF_DIR)
+
+help:
+	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST))
