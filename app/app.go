@@ -26,6 +26,7 @@ func New(version string) *cli.App {
 		Commands: []*cli.Command{
 			versionCommand(version),
 			modelsCommand(),
+			trainCommand(version),
 		},
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,
@@ -37,7 +38,9 @@ func New(version string) *cli.App {
 func Main(version string, args []string) int {
 	a := New(version)
 	if err := a.Run(flagsFirst(a, args)); err != nil {
-		fmt.Fprintf(os.Stderr, "kfash-tf: %v\n", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "kfash-tf: %s\n", msg)
+		}
 		if coder, ok := err.(cli.ExitCoder); ok && coder.ExitCode() != 0 {
 			return coder.ExitCode()
 		}

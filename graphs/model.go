@@ -1,0 +1,148 @@
+package graphs
+
+import (
+	"fmt"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+	"github.com/galeone/tensorflow/tensorflow/go/op"
+	tfgo "github.com/galeone/tfgo"
+
+	"github.com/kfash-tf/kfash-tf/models"
+	"github.com/kfash-tf/kfash-tf/tfops"
+)
+
+// ModelConfig is everything that shapes a training graph.
+type ModelConfig struct {
+	Network        models.Spec
+	Net            models.Config // classes and dropout
+	Mean, Std      [3]float32    // preprocessing: (pixel − mean) / std on 0–255 RGB
+	LabelSmoothing float32
+	ClassWeights   []float32 // nil: all 1; else one weight per class (PyTorch's weighted mean)
+	Seed           int64     // initial weights and dropout masks
+	Optimizer      OptimizerConfig
+}
+
+// TrainGraph holds one graph with a training path and an inference path
+// that share the network's variables. Both paths read the same inputs;
+// running a fetch of one path does not run the other.
+type TrainGraph struct {
+	Graph *tf.Graph
+	Store *tfops.Store
+	Saver *Saver
+
+	// Inputs.
+	Images  tf.Output // float32 [N,S,S,3], RGB 0–255 (preprocessing is in the graph)
+	Labels  tf.Output // int32 [N]
+	LR      tf.Output // float32 scalar learning rate, fed every step by the schedule
+	RNGStep tf.Output // int64 scalar, the global step: seeds dropout masks
+
+	// Training path.
+	Loss    tf.Output     // scalar: weighted mean cross-entropy of the batch
+	Correct tf.Output     // int32 scalar: correctly classified examples of the batch
+	Step    *tf.Operation // one optimisation step (gradients, optimizer, BN moving averages)
+	Params  []*tfops.Variable
+
+	// Inference path.
+	Logits      tf.Output // float32 [N,K]
+	Probs       tf.Output // float32 [N,K] softmax
+	ExampleLoss tf.Output // float32 [N] unweighted cross-entropy per example
+	Predictions tf.Output // int64 [N] argmax
+}
+
+// Preprocess applies (x − mean) / std per channel, the one preprocessing
+// definition shared by training, evaluation, prediction and export.
+func Preprocess(s *op.Scope, images tf.Output, mean, std [3]float32) tf.Output {
+	s = s.SubScope("preprocess")
+	inv := [3]float32{1 / std[0], 1 / std[1], 1 / std[2]}
+	centred := op.Sub(s, images, tfgo.Const(s, mean[:]))
+	return op.Mul(s, centred, tfgo.Const(s, inv[:]))
+}
+
+// BuildTrainGraph assembles the training graph of cfg.Network.
+func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
+	if cfg.Net.NumClasses < 2 {
+		return nil, fmt.Errorf("a classifier needs at least 2 classes, got %d", cfg.Net.NumClasses)
+	}
+	if cfg.ClassWeights != nil && len(cfg.ClassWeights) != cfg.Net.NumClasses {
+		return nil, fmt.Errorf("%d class weights for %d classes", len(cfg.ClassWeights), cfg.Net.NumClasses)
+	}
+	g := tf.NewGraph()
+	root := op.NewScopeWithGraph(g)
+	tg := &TrainGraph{Graph: g, Store: tfops.NewStore(root.SubScope("vars"), cfg.Seed)}
+	size := int64(cfg.Network.InputSize)
+	classes := int64(cfg.Net.NumClasses)
+	tg.Images = op.Placeholder(root.SubScope("images"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, size, size, 3)))
+	tg.Labels = op.Placeholder(root.SubScope("labels"), tf.Int32, op.PlaceholderShape(tf.MakeShape(-1)))
+	tg.LR = op.Placeholder(root.SubScope("lr"), tf.Float, op.PlaceholderShape(tf.ScalarShape()))
+	x := Preprocess(root, tg.Images, cfg.Mean, cfg.Std)
+
+	// Training path.
+	ts := root.SubScope("train")
+	train := tfops.NewNet(ts, tg.Store, tfops.Training)
+	tg.RNGStep = train.RNGStep()
+	logits := cfg.Network.Build(train, x, cfg.Net)
+	perExample := tfops.SoftmaxCrossEntropy(ts, logits, tg.Labels, classes, cfg.LabelSmoothing)
+	tg.Loss = weightedMean(ts.SubScope("loss"), perExample, tg.Labels, cfg.ClassWeights)
+	tg.Correct = correct(ts.SubScope("accuracy"), logits, tg.Labels)
+
+	// Inference path.
+	is := root.SubScope("infer")
+	infer := tfops.NewNet(is, tg.Store, tfops.Inference)
+	tg.Logits = cfg.Network.Build(infer, x, cfg.Net)
+	tg.Probs = op.Softmax(is.SubScope("probabilities"), tg.Logits)
+	tg.ExampleLoss = tfops.SoftmaxCrossEntropy(is, tg.Logits, tg.Labels, classes, 0)
+	tg.Predictions = op.ArgMax(is.SubScope("predictions"), tg.Logits, tfgo.Const(is, int32(1)))
+	if err := root.Err(); err != nil {
+		return nil, fmt.Errorf("building %s: %w", cfg.Network.Name, err)
+	}
+
+	// Gradients with respect to each trainable variable's read in the
+	// training path, then the optimizer and the BN moving-average updates.
+	reads := train.Reads()
+	var wrt []tf.Output
+	for _, v := range tg.Store.Trainable() {
+		r, ok := reads[v]
+		if !ok {
+			return nil, fmt.Errorf("variable %s is not used by the training path", v.Name)
+		}
+		tg.Params = append(tg.Params, v)
+		wrt = append(wrt, r)
+	}
+	grads, err := g.AddGradients("gradients", []tf.Output{tg.Loss}, wrt, nil)
+	if err != nil {
+		return nil, fmt.Errorf("gradients of %s: %w", cfg.Network.Name, err)
+	}
+	apply, err := ApplyGradients(root.SubScope("optimizer"), tg.Store, cfg.Optimizer, tg.Params, grads, tg.LR)
+	if err != nil {
+		return nil, err
+	}
+	deps := append([]*tf.Operation{apply}, train.Updates()...)
+	tg.Step = op.NoOp(root.SubScope("step").WithControlDependencies(deps...))
+	if tg.Saver, err = NewSaver(root.SubScope("saver"), tg.Store.Variables()); err != nil {
+		return nil, err
+	}
+	if err := root.Err(); err != nil {
+		return nil, fmt.Errorf("building %s: %w", cfg.Network.Name, err)
+	}
+	return tg, nil
+}
+
+// weightedMean is Σ wᵢ·lossᵢ / Σ wᵢ with wᵢ the weight of example i's class
+// (PyTorch's CrossEntropyLoss(weight=...)), or the plain mean without
+// weights: the mean loss per example, whatever the batch size.
+func weightedMean(s *op.Scope, perExample, labels tf.Output, weights []float32) tf.Output {
+	axis := tfgo.Const(s, []int32{0})
+	if weights == nil {
+		return op.Mean(s, perExample, axis)
+	}
+	w := op.GatherV2(s, tfgo.Const(s, weights), labels, tfgo.Const(s, int32(0)))
+	num := op.Sum(s.SubScope("num"), op.Mul(s, perExample, w), axis)
+	return op.Div(s, num, op.Sum(s.SubScope("den"), w, axis))
+}
+
+// correct counts the examples whose argmax equals the label.
+func correct(s *op.Scope, logits, labels tf.Output) tf.Output {
+	pred := tfgo.Cast(s.SubScope("pred"), op.ArgMax(s, logits, tfgo.Const(s, int32(1))), tf.Int32)
+	hits := tfgo.Cast(s.SubScope("hits"), op.Equal(s, pred, labels), tf.Int32)
+	return op.Sum(s, hits, tfgo.Const(s, []int32{0}))
+}

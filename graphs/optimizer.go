@@ -1,0 +1,320 @@
+package graphs
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+	"github.com/galeone/tensorflow/tensorflow/go/op"
+
+	"github.com/kfash-tf/kfash-tf/tfops"
+)
+
+// Optimizer names accepted by OptimizerConfig.Name.
+const (
+	OptimizerAdam  = "adam"  // torch.optim.Adam: L2 weight decay coupled into the gradient
+	OptimizerAdamW = "adamw" // torch.optim.AdamW: decoupled weight decay
+	OptimizerSGD   = "sgd"   // torch.optim.SGD with optional momentum
+)
+
+// OptimizerNames returns the optimizer names ApplyGradients accepts.
+func OptimizerNames() []string { return []string{OptimizerAdam, OptimizerAdamW, OptimizerSGD} }
+
+// Default hyper-parameters, PyTorch's.
+const (
+	DefaultBeta1   = 0.9
+	DefaultBeta2   = 0.999
+	DefaultEpsilon = 1e-8
+)
+
+// OptimizerStepVariable is the store name of the step counter shared by all
+// slots. It counts optimizer steps taken (Adam's t) and, like the slots, is
+// a RoleState variable, so a checkpoint of the store's variables holds it.
+const OptimizerStepVariable = "optimizer/step"
+
+// SlotName returns the store name of an optimizer slot ("m", "v" or
+// "momentum") of the variable called varName.
+func SlotName(varName, slot string) string { return "optimizer/" + varName + "/" + slot }
+
+// OptimizerConfig selects an optimizer and its hyper-parameters. Zero values
+// of Beta1, Beta2 and Epsilon mean PyTorch's defaults. The learning rate is
+// not here: it is a tensor fed every step (see ApplyGradients).
+type OptimizerConfig struct {
+	Name          string  `json:"name"`                       // "adam", "adamw" or "sgd"
+	Beta1         float64 `json:"beta1,omitempty"`            // adam, adamw; 0 → 0.9
+	Beta2         float64 `json:"beta2,omitempty"`            // adam, adamw; 0 → 0.999
+	Epsilon       float64 `json:"epsilon,omitempty"`          // adam, adamw; 0 → 1e-8
+	Momentum      float64 `json:"momentum,omitempty"`         // sgd; 0 → plain SGD (no slot)
+	WeightDecay   float64 `json:"weight_decay"`               // λ: coupled (adam, sgd) or decoupled (adamw)
+	NoDecayBNBias bool    `json:"no_decay_bn_bias,omitempty"` // decay only tfops.RoleKernel variables
+	ClipNorm      float64 `json:"clip_norm,omitempty"`        // > 0: clip gradients by global norm first
+}
+
+// ParseOptimizer checks an optimizer name.
+func ParseOptimizer(name string) error {
+	for _, n := range OptimizerNames() {
+		if name == n {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown optimizer %q: choose one of %s", name, strings.Join(OptimizerNames(), ", "))
+}
+
+// ValidateOptimizer is cfg.Validate(): the name and hyper-parameter ranges.
+func ValidateOptimizer(cfg OptimizerConfig) error { return cfg.Validate() }
+
+// WithDefaults returns c with zero Beta1, Beta2 and Epsilon replaced by
+// PyTorch's defaults.
+func (c OptimizerConfig) WithDefaults() OptimizerConfig {
+	if c.Beta1 == 0 {
+		c.Beta1 = DefaultBeta1
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = DefaultBeta2
+	}
+	if c.Epsilon == 0 {
+		c.Epsilon = DefaultEpsilon
+	}
+	return c
+}
+
+// Validate checks the name and the ranges of the hyper-parameters (after
+// defaults). Parameters another optimizer would use are ignored, so one
+// config can carry them all.
+func (c OptimizerConfig) Validate() error {
+	if err := ParseOptimizer(c.Name); err != nil {
+		return err
+	}
+	c = c.WithDefaults()
+	// Written as !(in range) so that NaN fails too.
+	switch {
+	case !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return fmt.Errorf("optimizer beta1 must be in [0, 1), got %v", c.Beta1)
+	case !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return fmt.Errorf("optimizer beta2 must be in [0, 1), got %v", c.Beta2)
+	case !(c.Epsilon > 0) || math.IsInf(c.Epsilon, 0):
+		return fmt.Errorf("optimizer epsilon must be positive, got %v", c.Epsilon)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return fmt.Errorf("sgd momentum must be in [0, 1), got %v", c.Momentum)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight decay must be a non-negative number, got %v", c.WeightDecay)
+	case !(c.ClipNorm >= 0) || math.IsInf(c.ClipNorm, 0):
+		return fmt.Errorf("gradient clip norm must be a non-negative number (0: no clipping), got %v", c.ClipNorm)
+	}
+	return nil
+}
+
+// decays reports whether weight decay applies to v.
+func (c OptimizerConfig) decays(v *tfops.Variable) bool {
+	return c.WeightDecay > 0 && (!c.NoDecayBNBias || v.Role == tfops.RoleKernel)
+}
+
+// ApplyGradients adds the update of vars given their gradients (same order)
+// and returns one op to run per step. lr is a float32 scalar tensor fed every
+// step by the learning-rate schedule, so schedules need no graph state.
+//
+// The updates follow PyTorch exactly (see OptimizerAdam, OptimizerAdamW,
+// OptimizerSGD); the slots are RoleState variables created in store
+// (SlotName, OptimizerStepVariable), so store.InitOps must be taken after
+// this call and a checkpoint of store.Variables() resumes the optimizer
+// exactly. Every update is computed from values read once and assigned once:
+// data dependencies order each read before its assignment, and every
+// assignment waits for all gradients, so no variable changes while the
+// forward or backward pass may still read it. Ops added here also inherit
+// the control dependencies of s.
+func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars []*tfops.Variable, grads []tf.Output, lr tf.Output) (*tf.Operation, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := checkApplyArgs(s, store, vars, grads, lr); err != nil {
+		return nil, err
+	}
+
+	// One barrier instead of a control edge from every gradient to every
+	// assignment: without it, a variable whose gradient is ready early could
+	// be overwritten while another part of the step still reads it.
+	gradOps := make([]*tf.Operation, 0, len(grads))
+	seen := map[*tf.Operation]bool{}
+	for _, g := range grads {
+		if !seen[g.Op] {
+			seen[g.Op] = true
+			gradOps = append(gradOps, g.Op)
+		}
+	}
+	barrier := op.NoOp(s.SubScope("gradients_ready").WithControlDependencies(gradOps...))
+	assignScope := func(vs *op.Scope, name string) *op.Scope {
+		return vs.SubScope(name).WithControlDependencies(barrier)
+	}
+
+	if cfg.ClipNorm > 0 && len(grads) > 0 {
+		grads = clipByGlobalNorm(s.SubScope("clip_by_global_norm"), grads, cfg.ClipNorm)
+	}
+
+	// The step counter is float32 like every store variable: it counts
+	// exactly up to 2^24 ≈ 16.7 M steps, far beyond any run here (past it,
+	// t+1 rounds and Adam's bias corrections would be those of a nearby step,
+	// which by then are 1 to float precision anyway).
+	stepVar := store.NewState(OptimizerStepVariable, []int64{}, 0)
+	ss := s.SubScope("step")
+	t := op.ReadVariableOp(ss.SubScope("read"), stepVar.Handle, tf.Float)
+	tNext := op.AddV2(ss.SubScope("next"), t, op.Const(ss.SubScope("one"), float32(1)))
+	// Every bias correction below uses tNext computed from this one read, so
+	// the increment cannot be seen twice or missed, whenever it runs.
+	updates := []*tf.Operation{op.AssignVariableOp(assignScope(ss, "assign"), stepVar.Handle, tNext)}
+
+	// Step-wide scalars in float64, as PyTorch computes them in Python:
+	// bias corrections 1−βᵗ, the step size lr/(1−β1ᵗ) and AdamW's 1−lr·λ.
+	var stepSize, bc2Sqrt, decayFactor tf.Output
+	if cfg.Name == OptimizerAdam || cfg.Name == OptimizerAdamW {
+		hs := s.SubScope("hyper")
+		lr64 := op.Cast(hs.SubScope("lr64"), lr, tf.Double)
+		t64 := op.Cast(hs.SubScope("t64"), tNext, tf.Double)
+		one := op.Const(hs.SubScope("one"), float64(1))
+		bc1 := op.Sub(hs.SubScope("bias_correction1"), one, op.Pow(hs.SubScope("beta1_t"), op.Const(hs.SubScope("beta1"), cfg.Beta1), t64))
+		bc2 := op.Sub(hs.SubScope("bias_correction2"), one, op.Pow(hs.SubScope("beta2_t"), op.Const(hs.SubScope("beta2"), cfg.Beta2), t64))
+		stepSize = op.Cast(hs.SubScope("step_size"), op.Div(hs.SubScope("lr_over_bc1"), lr64, bc1), tf.Float)
+		bc2Sqrt = op.Cast(hs.SubScope("bias_correction2_sqrt"), op.Sqrt(hs.SubScope("sqrt_bc2"), bc2), tf.Float)
+		if cfg.Name == OptimizerAdamW && cfg.WeightDecay > 0 {
+			lrDecay := op.Mul(hs.SubScope("lr_decay"), lr64, op.Const(hs.SubScope("weight_decay"), cfg.WeightDecay))
+			decayFactor = op.Cast(hs.SubScope("decay_factor"), op.Sub(hs.SubScope("one_minus_lr_decay"), one, lrDecay), tf.Float)
+		}
+	}
+	f32 := func(vs *op.Scope, name string, v float64) tf.Output { return op.Const(vs.SubScope(name), float32(v)) }
+
+	for i, v := range vars {
+		vs := s.SubScope(v.Name)
+		g := grads[i]
+		w := op.ReadVariableOp(vs.SubScope("read"), v.Handle, tf.Float)
+		if cfg.decays(v) && cfg.Name != OptimizerAdamW {
+			// Coupled L2 (Adam, SGD): g ← g + λ·w.
+			g = op.AddV2(vs.SubScope("l2"), g, op.Mul(vs.SubScope("decay"), w, f32(vs, "weight_decay", cfg.WeightDecay)))
+		}
+		var wNext tf.Output
+		switch cfg.Name {
+		case OptimizerSGD:
+			step := g
+			if cfg.Momentum > 0 {
+				// b ← μ·b + g from b = 0: the first step gives b = g, which is
+				// PyTorch's initialisation of the buffer.
+				slot := store.NewState(SlotName(v.Name, "momentum"), v.Shape, 0)
+				b := op.ReadVariableOp(vs.SubScope("momentum_read"), slot.Handle, tf.Float)
+				step = op.AddV2(vs.SubScope("momentum_next"), op.Mul(vs.SubScope("momentum_decay"), b, f32(vs, "mu", cfg.Momentum)), g)
+				updates = append(updates, op.AssignVariableOp(assignScope(vs, "momentum_assign"), slot.Handle, step))
+			}
+			wNext = op.Sub(vs.SubScope("next"), w, op.Mul(vs.SubScope("lr_step"), lr, step))
+		default: // adam, adamw
+			mSlot := store.NewState(SlotName(v.Name, "m"), v.Shape, 0)
+			vSlot := store.NewState(SlotName(v.Name, "v"), v.Shape, 0)
+			m := op.ReadVariableOp(vs.SubScope("m_read"), mSlot.Handle, tf.Float)
+			sq := op.ReadVariableOp(vs.SubScope("v_read"), vSlot.Handle, tf.Float)
+			// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+			mNext := op.AddV2(vs.SubScope("m_next"),
+				op.Mul(vs.SubScope("m_decay"), m, f32(vs, "beta1", cfg.Beta1)),
+				op.Mul(vs.SubScope("m_new"), g, f32(vs, "one_minus_beta1", 1-cfg.Beta1)))
+			vNext := op.AddV2(vs.SubScope("v_next"),
+				op.Mul(vs.SubScope("v_decay"), sq, f32(vs, "beta2", cfg.Beta2)),
+				op.Mul(vs.SubScope("v_new"), op.Square(vs.SubScope("g2"), g), f32(vs, "one_minus_beta2", 1-cfg.Beta2)))
+			// w ← w − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε), PyTorch's grouping:
+			// ε is added after the bias correction of √v.
+			denom := op.AddV2(vs.SubScope("denom"),
+				op.Div(vs.SubScope("v_hat_sqrt"), op.Sqrt(vs.SubScope("v_sqrt"), vNext), bc2Sqrt),
+				f32(vs, "epsilon", cfg.Epsilon))
+			step := op.Mul(vs.SubScope("step"), stepSize, op.Div(vs.SubScope("m_over_denom"), mNext, denom))
+			base := w
+			if cfg.Name == OptimizerAdamW && cfg.decays(v) {
+				// Decoupled decay on the pre-update weights: w ← w·(1 − lr·λ).
+				base = op.Mul(vs.SubScope("decayed"), w, decayFactor)
+			}
+			wNext = op.Sub(vs.SubScope("next"), base, step)
+			updates = append(updates,
+				op.AssignVariableOp(assignScope(vs, "m_assign"), mSlot.Handle, mNext),
+				op.AssignVariableOp(assignScope(vs, "v_assign"), vSlot.Handle, vNext))
+		}
+		updates = append(updates, op.AssignVariableOp(assignScope(vs, "assign"), v.Handle, wNext))
+	}
+	apply := op.NoOp(s.SubScope("apply").WithControlDependencies(updates...))
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("building the %s optimizer: %w", cfg.Name, err)
+	}
+	if err := store.Scope().Err(); err != nil {
+		return nil, fmt.Errorf("creating optimizer slots: %w", err)
+	}
+	return apply, nil
+}
+
+// checkApplyArgs rejects arguments ApplyGradients would turn into a broken
+// graph or a cgo error far from the cause.
+func checkApplyArgs(s *op.Scope, store *tfops.Store, vars []*tfops.Variable, grads []tf.Output, lr tf.Output) error {
+	if s == nil || store == nil {
+		return fmt.Errorf("ApplyGradients needs a scope and a store")
+	}
+	if err := s.Err(); err != nil {
+		return err
+	}
+	if len(vars) != len(grads) {
+		return fmt.Errorf("%d variables but %d gradients", len(vars), len(grads))
+	}
+	if lr.Op == nil || lr.DataType() != tf.Float {
+		return fmt.Errorf("the learning rate must be a float32 scalar tensor")
+	}
+	if n := lr.Shape().NumDimensions(); n > 0 {
+		return fmt.Errorf("the learning rate must be a scalar, got shape %v", lr.Shape())
+	}
+	seen := map[*tfops.Variable]bool{}
+	for i, v := range vars {
+		switch {
+		case v == nil:
+			return fmt.Errorf("variable %d is nil", i)
+		case seen[v]:
+			// Two updates of one variable would race and apply twice.
+			return fmt.Errorf("variable %s is listed twice", v.Name)
+		case !v.Trainable:
+			return fmt.Errorf("variable %s (%s) is not trainable", v.Name, v.Role)
+		case grads[i].Op == nil:
+			return fmt.Errorf("variable %s has no gradient", v.Name)
+		case grads[i].DataType() != tf.Float:
+			return fmt.Errorf("gradient of %s is %v, not float32", v.Name, grads[i].DataType())
+		}
+		seen[v] = true
+		if gs, err := grads[i].Shape().ToSlice(); err == nil && !knownShapeEqual(gs, v.Shape) {
+			return fmt.Errorf("gradient of %s has shape %v, the variable %v", v.Name, gs, v.Shape)
+		}
+	}
+	return nil
+}
+
+// knownShapeEqual compares a static shape that may have unknown (-1)
+// dimensions with a fully known one.
+func knownShapeEqual(static, known []int64) bool {
+	if len(static) != len(known) {
+		return false
+	}
+	for i := range static {
+		if static[i] >= 0 && static[i] != known[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// clipByGlobalNorm scales every gradient by min(1, clip/(‖g‖+1e-6)), with ‖g‖
+// the norm of all gradients joined: torch.nn.utils.clip_grad_norm_, whose
+// 1e-6 also keeps a zero gradient finite.
+func clipByGlobalNorm(s *op.Scope, grads []tf.Output, clip float64) []tf.Output {
+	halfSquares := make([]tf.Output, len(grads))
+	for i, g := range grads {
+		halfSquares[i] = op.L2Loss(s.SubScope("half_sum_squares"), g) // Σg²/2
+	}
+	sum := op.Mul(s.SubScope("sum_squares"), op.AddN(s.SubScope("total"), halfSquares), op.Const(s.SubScope("two"), float32(2)))
+	norm := op.Sqrt(s.SubScope("global_norm"), sum)
+	ratio := op.Div(s.SubScope("ratio"), op.Const(s.SubScope("clip"), float32(clip)),
+		op.AddV2(s.SubScope("norm_eps"), norm, op.Const(s.SubScope("eps"), float32(1e-6))))
+	coef := op.Minimum(s.SubScope("coef"), ratio, op.Const(s.SubScope("one"), float32(1)))
+	out := make([]tf.Output, len(grads))
+	for i, g := range grads {
+		out[i] = op.Mul(s.SubScope("scaled"), g, coef)
+	}
+	return out
+}

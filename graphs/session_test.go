@@ -1,0 +1,127 @@
+package graphs_test
+
+import (
+	"strings"
+	"testing"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+	pb "github.com/galeone/tensorflow/tensorflow/go/core/protobuf/for_core_protos_go_proto"
+	"github.com/galeone/tensorflow/tensorflow/go/op"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kfash-tf/kfash-tf/graphs"
+)
+
+// A session limited to one intra-op thread (and kept off any GPU) runs a
+// MatMul correctly.
+func TestNewSessionRunsMatMul(t *testing.T) {
+	for _, cfg := range []graphs.SessionConfig{
+		{IntraOpThreads: 1, InterOpThreads: 1, Device: graphs.DeviceCPU},
+		{IntraOpThreads: 1},
+		{},
+	} {
+		s := op.NewScope()
+		a := op.Const(s.SubScope("a"), [][]float32{{1, 2}, {3, 4}})
+		b := op.Const(s.SubScope("b"), [][]float32{{5, 6}, {7, 8}})
+		prod := op.MatMul(s, a, b)
+		g, err := s.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := graphs.NewSession(g, cfg)
+		if err != nil {
+			t.Fatalf("%+v: %v", cfg, err)
+		}
+		out, err := sess.Run(nil, []tf.Output{prod}, nil)
+		sess.Close()
+		if err != nil {
+			t.Fatalf("%+v: %v", cfg, err)
+		}
+		got := out[0].Value().([][]float32)
+		want := [][]float32{{19, 22}, {43, 50}}
+		for i := range want {
+			for j := range want[i] {
+				if got[i][j] != want[i][j] {
+					t.Fatalf("%+v: MatMul = %v, want %v", cfg, got, want)
+				}
+			}
+		}
+	}
+}
+
+// The options carry the thread counts and, for "cpu", no GPU.
+func TestSessionConfigOptions(t *testing.T) {
+	cases := []struct {
+		cfg        graphs.SessionConfig
+		intra      int32
+		inter      int32
+		gpusHidden bool
+	}{
+		{graphs.SessionConfig{}, 0, 0, false},
+		{graphs.SessionConfig{IntraOpThreads: 2, InterOpThreads: 1, Device: "cpu"}, 2, 1, true},
+		{graphs.SessionConfig{IntraOpThreads: 4, Device: "gpu"}, 4, 0, false},
+	}
+	for _, c := range cases {
+		opts, err := c.cfg.Options()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cp pb.ConfigProto
+		if err := proto.Unmarshal(opts.Config, &cp); err != nil {
+			t.Fatal(err)
+		}
+		gpus, set := cp.DeviceCount["GPU"]
+		if cp.IntraOpParallelismThreads != c.intra || cp.InterOpParallelismThreads != c.inter || (set && gpus == 0) != c.gpusHidden {
+			t.Errorf("%+v: ConfigProto %v", c.cfg, &cp)
+		}
+	}
+}
+
+// Asking for a GPU where the library has none is a clear error, not a
+// silent run on the CPU.
+func TestNewSessionGPUUnavailable(t *testing.T) {
+	sess, err := graphs.NewSession(tf.NewGraph(), graphs.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices, err := graphs.Devices(sess)
+	sess.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("devices: %v", devices)
+	if len(devices) == 0 || !strings.Contains(strings.Join(devices, " "), "CPU:0") {
+		t.Fatalf("devices %v: no CPU", devices)
+	}
+	if strings.Contains(strings.Join(devices, " "), "GPU") {
+		t.Skip("this TensorFlow library sees a GPU")
+	}
+	_, err = graphs.NewSession(tf.NewGraph(), graphs.SessionConfig{Device: "gpu"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"--device gpu", "sees no GPU", "CPU:0", "LIBTENSORFLOW_DIR"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
+
+// Invalid configurations are refused before TensorFlow sees them.
+func TestSessionConfigErrors(t *testing.T) {
+	cases := []struct {
+		cfg  graphs.SessionConfig
+		want string
+	}{
+		{graphs.SessionConfig{Device: "tpu"}, `unknown device "tpu"`},
+		{graphs.SessionConfig{Device: "GPU"}, `unknown device "GPU"`},
+		{graphs.SessionConfig{IntraOpThreads: -1}, "must not be negative"},
+		{graphs.SessionConfig{InterOpThreads: -2}, "must not be negative"},
+	}
+	for _, c := range cases {
+		_, err := graphs.NewSession(tf.NewGraph(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}

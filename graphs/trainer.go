@@ -1,0 +1,147 @@
+package graphs
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+
+	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/tfops"
+)
+
+// Trainer runs a TrainGraph in a session: it is where a training step and
+// an evaluation batch are executed.
+type Trainer struct {
+	TG   *TrainGraph
+	Sess *tf.Session
+	size int64
+}
+
+// NewTrainer opens a session on tg.
+func NewTrainer(tg *TrainGraph, inputSize int, sc SessionConfig) (*Trainer, error) {
+	sess, err := NewSession(tg.Graph, sc)
+	if err != nil {
+		return nil, err
+	}
+	return &Trainer{TG: tg, Sess: sess, size: int64(inputSize)}, nil
+}
+
+// Close releases the session.
+func (t *Trainer) Close() error { return t.Sess.Close() }
+
+// Initialize gives every variable its initial value (weights from the seed,
+// optimizer slots zero).
+func (t *Trainer) Initialize() error {
+	if _, err := t.Sess.Run(nil, nil, t.TG.Store.InitOps()); err != nil {
+		return fmt.Errorf("initialising variables: %w", err)
+	}
+	return nil
+}
+
+// feeds converts a batch into input tensors: one copy of the pixels into
+// TensorFlow's memory, no reflection.
+func (t *Trainer) feeds(b *augment.Batch) (map[tf.Output]*tf.Tensor, error) {
+	n := int64(b.N)
+	images, err := tfops.Float32Tensor(b.Images[:n*t.size*t.size*3], []int64{n, t.size, t.size, 3})
+	if err != nil {
+		return nil, err
+	}
+	labels, err := tf.NewTensor(b.Labels[:n])
+	if err != nil {
+		return nil, err
+	}
+	return map[tf.Output]*tf.Tensor{t.TG.Images: images, t.TG.Labels: labels}, nil
+}
+
+// TrainBatch runs one optimisation step at learning rate lr as global step
+// `step` (which seeds the dropout masks) and returns the batch's mean loss
+// and number of correct predictions.
+func (t *Trainer) TrainBatch(b *augment.Batch, lr float64, step int64) (loss float64, correct int, err error) {
+	feeds, err := t.feeds(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	lrT, _ := tf.NewTensor(float32(lr))
+	stepT, _ := tf.NewTensor(step)
+	feeds[t.TG.LR], feeds[t.TG.RNGStep] = lrT, stepT
+	out, err := t.Sess.Run(feeds, []tf.Output{t.TG.Loss, t.TG.Correct}, []*tf.Operation{t.TG.Step})
+	if err != nil {
+		return 0, 0, fmt.Errorf("training step %d: %w", step, err)
+	}
+	return float64(out[0].Value().(float32)), int(out[1].Value().(int32)), nil
+}
+
+// EvalResult summarises a pass of the inference path over a data set.
+type EvalResult struct {
+	Loss      float64 // mean cross-entropy per example
+	Confusion *Confusion
+	Examples  int
+	Skipped   int
+}
+
+// Accuracy is the fraction of correctly classified examples.
+func (r EvalResult) Accuracy() float64 { return r.Confusion.Accuracy() }
+
+// Prediction is the inference result for one example.
+type Prediction struct {
+	Path  string
+	Label int
+	Probs []float32
+	Loss  float64
+}
+
+// Evaluate runs the inference path over one pass of loader. each, if not
+// nil, receives every example's prediction.
+func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes int, each func(Prediction)) (EvalResult, error) {
+	res := EvalResult{Confusion: NewConfusion(classes)}
+	sum := 0.0
+	// Leaving the range early must stop the loader's goroutines.
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for b := range loader.Epoch(ectx, 0) {
+		feeds, err := t.feeds(b)
+		if err != nil {
+			b.Release()
+			return res, err
+		}
+		out, err := t.Sess.Run(feeds, []tf.Output{t.TG.ExampleLoss, t.TG.Probs}, nil)
+		if err != nil {
+			b.Release()
+			return res, fmt.Errorf("evaluating: %w", err)
+		}
+		losses := out[0].Value().([]float32)
+		probs, _ := tfops.Float32s(out[1])
+		for i := 0; i < b.N; i++ {
+			p := probs[i*classes : (i+1)*classes]
+			res.Confusion.Add(int(b.Labels[i]), argmax(p))
+			sum += float64(losses[i])
+			if each != nil {
+				each(Prediction{Path: b.Paths[i], Label: int(b.Labels[i]), Probs: append([]float32(nil), p...), Loss: float64(losses[i])})
+			}
+		}
+		res.Examples += b.N
+		b.Release()
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if res.Examples > 0 {
+		res.Loss = sum / float64(res.Examples)
+	} else {
+		res.Loss = math.NaN()
+	}
+	res.Skipped = len(loader.Skipped())
+	return res, nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
