@@ -5,6 +5,7 @@
 #   make setup          fetch the TensorFlow C library (once; cached)
 #   make build          bin/kfash-tf (launcher) + bin/kfash-tf.bin
 #   make test           go test ./... (TESTFLAGS='-run X -v' to narrow)
+#   make bench-serve    load test of kfash-tf serve (throughput, latency, RSS)
 #   make vet fmt-check clean print-tf-dir
 #
 # LIBTENSORFLOW_DIR=/path uses an existing libtensorflow (include/ + lib/);
@@ -37,7 +38,7 @@ export CGO_CFLAGS  := -I$(TF_DIR)/include
 export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build test vet fmt-check clean print-tf-dir help
+.PHONY: setup build test vet fmt-check clean print-tf-dir help bench-serve
 
 setup:
 	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
@@ -53,6 +54,10 @@ build: setup
 # CLI tests exec the launcher through $$KFASH_TF_BIN.
 test: setup build
 	KFASH_TF_BIN=$(LAUNCHER) $(GO) test -count=1 $(TESTFLAGS) ./...
+
+# Load test of 'kfash-tf serve' on loopback (wrk; figures go to BENCHMARKS.md).
+bench-serve: build
+	BUILD=0 bash scripts/bench-serve.sh
 
 vet: setup
 	$(GO) vet ./...
