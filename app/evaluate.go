@@ -159,7 +159,7 @@ func evaluate(ctx context.Context, runDir, dir, split, checkpoint string, batch 
 		}
 		for i := 0; i < b.N; i++ {
 			row := probs[i*k : (i+1)*k]
-			conf.Add(int(b.Labels[i]), argmax(row))
+			conf.Add(int(b.Labels[i]), graphs.Argmax(row))
 			lossSum += float64(losses[i])
 			rep.Predictions = append(rep.Predictions, graphs.Prediction{Path: b.Paths[i], Label: int(b.Labels[i]), Probs: append([]float32(nil), row...), Loss: float64(losses[i])})
 		}
@@ -246,14 +246,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -403,7 +403,7 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 		rows := make([]row, len(images))
 		for i := range rows {
 			p := probs[i*k : (i+1)*k]
-			c := argmax(p)
+			c := graphs.Argmax(p)
 			rows[i] = row{Probabilities: p, Classes: int64(c), ClassNames: s.classes[c]}
 		}
 		respondJSON(w, http.StatusOK, map[string]any{"predictions": rows})
@@ -417,7 +417,7 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 	var out columns
 	for i := range images {
 		p := probs[i*k : (i+1)*k]
-		c := argmax(p)
+		c := graphs.Argmax(p)
 		out.Probabilities = append(out.Probabilities, p)
 		out.Classes = append(out.Classes, int64(c))
 		out.ClassNames = append(out.ClassNames, s.classes[c])
@@ -848,7 +848,7 @@ func (s *Server) handleClassify(w *requestLog, r *http.Request) {
 	out := make([]classifyResult, len(images))
 	for i := range out {
 		p := probs[i*k : (i+1)*k]
-		out[i] = classifyResult{File: names[i], Class: s.classes[argmax(p)], Probabilities: orderedProbs{names: s.classes, probs: p}}
+		out[i] = classifyResult{File: names[i], Class: s.classes[graphs.Argmax(p)], Probabilities: orderedProbs{names: s.classes, probs: p}}
 	}
 	respondJSON(w, http.StatusOK, out)
 }

@@ -247,7 +247,7 @@ func checkRows(t *testing.T, what string, got []rowPrediction, want []float32) {
 				t.Fatalf("%s: prediction %d is %v, want %v", what, i, p.Probabilities, want[i*k:(i+1)*k])
 			}
 		}
-		c := argmax(want[i*k : (i+1)*k])
+		c := graphs.Argmax(want[i*k : (i+1)*k])
 		if p.Classes != c || p.ClassNames != serveTestClasses[c] {
 			t.Errorf("%s: prediction %d: classes %d %q, want %d %q", what, i, p.Classes, p.ClassNames, c, serveTestClasses[c])
 		}
@@ -597,7 +597,7 @@ func TestServeClassifyMultipart(t *testing.T) {
 	}
 	k := len(serveTestClasses)
 	for i, r := range results {
-		if r.File != names[i] || r.Class != serveTestClasses[argmax(want[i*k:(i+1)*k])] {
+		if r.File != names[i] || r.Class != serveTestClasses[graphs.Argmax(want[i*k:(i+1)*k])] {
 			t.Errorf("result %d: %+v", i, r)
 		}
 		for j, c := range serveTestClasses {

@@ -517,26 +517,7 @@ func (d CheckpointDir) Write(sess *tf.Session, sv *Saver, names []string, st Che
 // writePointer replaces NAME.json atomically: temp file, fsync, rename,
 // fsync of the folder.
 func (d CheckpointDir) writePointer(name string, data []byte) error {
-	tmp, err := os.CreateTemp(d.Dir, "."+name+checkpointTempMarker+"*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(d.Dir, name+".json")); err != nil {
-		return err
-	}
-	return syncPath(d.Dir)
+	return writeAtomic(filepath.Join(d.Dir, name+".json"), "."+name+checkpointTempMarker+"*", data)
 }
 
 // readPointer reads NAME.json.

@@ -204,14 +204,21 @@ func appendSync(path string, lines ...string) error {
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same
-// folder and a rename, so readers see the old or the new file, never a
-// partial one.
+// folder, an fsync and a rename, so readers see the old or the new file,
+// never a partial one, even after a crash.
 func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	return writeAtomic(path, "."+filepath.Base(path)+".tmp-*", data)
+}
+
+// writeAtomic is WriteFileAtomic with the temporary file's name pattern
+// given (checkpoint pruning recognises its own temporaries by name).
+func writeAtomic(path, tmpPattern string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tmpPattern)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
@@ -223,5 +230,8 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncPath(dir)
 }

@@ -115,7 +115,7 @@ func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes 
 		probs, _ := tfops.Float32s(out[1])
 		for i := 0; i < b.N; i++ {
 			p := probs[i*classes : (i+1)*classes]
-			res.Confusion.Add(int(b.Labels[i]), argmax(p))
+			res.Confusion.Add(int(b.Labels[i]), Argmax(p))
 			sum += float64(losses[i])
 			if each != nil {
 				each(Prediction{Path: b.Paths[i], Label: int(b.Labels[i]), Probs: append([]float32(nil), p...), Loss: float64(losses[i])})
@@ -136,7 +136,8 @@ func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes 
 	return res, nil
 }
 
-func argmax(v []float32) int {
+// Argmax returns the index of the largest value (the first on ties).
+func Argmax(v []float32) int {
 	best := 0
 	for i := range v {
 		if v[i] > v[best] {
