@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"math"
 	"math/rand"
@@ -152,47 +148,6 @@ func pixelsJSON(px []float32, size int) string {
 	return b.String()
 }
 
-func testPNG(t *testing.T, c, size int, seed int64) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, augmenttest.Image(c, size, rand.New(rand.NewSource(seed)))); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func testJPEG(t *testing.T, c, size int, seed int64) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, augmenttest.Image(c, size, rand.New(rand.NewSource(seed))), &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// pngBomb is the header of a width×height gray PNG with a token IDAT: what
-// a decompression bomb looks like to a header check.
-func pngBomb(width, height uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(kind string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		crc := crc32.NewIEEE()
-		crc.Write([]byte(kind))
-		crc.Write(data)
-		b.WriteString(kind)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], width)
-	binary.BigEndian.PutUint32(ihdr[4:], height)
-	ihdr[8] = 8
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x62, 0x60})
-	return b.Bytes()
-}
-
 func b64(data []byte) string { return base64.StdEncoding.EncodeToString(data) }
 
 // post sends body to ts+path and returns the status and the body.
@@ -301,7 +256,7 @@ func TestServePredict(t *testing.T) {
 	}
 
 	// Encoded images: the bytes path.
-	files := [][]byte{testPNG(t, 0, 40, 1), testJPEG(t, 2, 300, 2)}
+	files := [][]byte{augmenttest.PNG(0, 40, 1), augmenttest.JPEG(2, 300, 2)}
 	wantBytes, err := m.PredictBytes(files)
 	if err != nil {
 		t.Fatal(err)
@@ -423,9 +378,9 @@ func TestServeBadInputs(t *testing.T) {
 	cfg.MaxBody = 4 << 20
 	_, ts, _ := newTestServer(t, m, cfg)
 	predict := "/v1/models/kfash:predict"
-	good := testPNG(t, 1, 60, 7)
+	good := augmenttest.PNG(1, 60, 7)
 	goodBody := `{"instances": [{"b64": "` + b64(good) + `"}]}`
-	jpg := testJPEG(t, 0, 200, 3)
+	jpg := augmenttest.JPEG(0, 200, 3)
 	small := pixelsJSON(randomPixels(1, 10, 1), 10)
 	strPixels := strings.Replace(pixelsJSON(randomPixels(1, 150, 2), 150), "[", `["x",`, 1)
 
@@ -446,7 +401,7 @@ func TestServeBadInputs(t *testing.T) {
 		{"columnar rank", "POST", predict, "", `{"inputs": ` + small + `}`, 400, "shape"},
 		{"invalid base64", "POST", predict, "", `{"instances": [{"b64": "not*base64!"}]}`, 400, "invalid base64"},
 		{"non-image bytes", "POST", predict, "", `{"instances": [{"b64": "` + b64([]byte("hello, world")) + `"}]}`, 400, "not a supported image"},
-		{"decompression bomb", "POST", predict, "", `{"instances": [{"b64": "` + b64(pngBomb(20000, 20000)) + `"}]}`, 413, "20000x20000 = 400000000 pixels"},
+		{"decompression bomb", "POST", predict, "", `{"instances": [{"b64": "` + b64(augmenttest.PNGBomb(20000, 20000)) + `"}]}`, 413, "20000x20000 = 400000000 pixels"},
 		{"empty body", "POST", predict, "", ``, 400, "empty request body"},
 		{"blank body", "POST", predict, "", "  \n", 400, "empty request body"},
 		{"unknown model", "POST", "/v1/models/nope:predict", "", goodBody, 404, `model "nope" not found`},
@@ -563,7 +518,7 @@ func TestServeBatchesConcurrentRequests(t *testing.T) {
 func TestServeClassifyMultipart(t *testing.T) {
 	m := serveTestModel(t)
 	_, ts, _ := newTestServer(t, m, serveTestConfig())
-	files := map[string][]byte{"a.png": testPNG(t, 0, 80, 1), "b.jpg": testJPEG(t, 1, 500, 2)}
+	files := map[string][]byte{"a.png": augmenttest.PNG(0, 80, 1), "b.jpg": augmenttest.JPEG(1, 500, 2)}
 	names := []string{"a.png", "b.jpg"}
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -640,7 +595,7 @@ func TestServeShutdownFinishesInFlight(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		body := `{"instances": [{"b64": "` + b64(testPNG(t, 2, 50, 4)) + `"}]}`
+		body := `{"instances": [{"b64": "` + b64(augmenttest.PNG(2, 50, 4)) + `"}]}`
 		resp, err := http.Post(url, "application/json", strings.NewReader(body))
 		if err != nil {
 			answered <- answer{err: err}
@@ -852,9 +807,9 @@ func TestServeExportedSavedModel(t *testing.T) {
 	files := make([][]byte, n)
 	for i := range files {
 		if i%2 == 0 {
-			files[i] = testJPEG(t, i%3, 120+40*i, int64(i))
+			files[i] = augmenttest.JPEG(i%3, 120+40*i, int64(i))
 		} else {
-			files[i] = testPNG(t, i%3, 60+30*i, int64(i))
+			files[i] = augmenttest.PNG(i%3, 60+30*i, int64(i))
 		}
 	}
 	want, err := m.PredictBytes(files)
@@ -894,7 +849,7 @@ func TestServeExportedSavedModel(t *testing.T) {
 		want       string
 	}{
 		{"truncated JPEG", `{"instances": [{"b64": "` + b64(jpg[:len(jpg)/2]) + `"}]}`, 400, "could not decode"},
-		{"decompression bomb", `{"instances": [{"b64": "` + b64(pngBomb(20000, 20000)) + `"}]}`, 413, "400000000 pixels"},
+		{"decompression bomb", `{"instances": [{"b64": "` + b64(augmenttest.PNGBomb(20000, 20000)) + `"}]}`, 413, "400000000 pixels"},
 		{"non-image", `{"instances": [{"b64": "` + b64([]byte("GIF8 but not really")) + `"}]}`, 400, "image 0"},
 	} {
 		code, data := post(t, url, "application/json", c.body)
@@ -949,7 +904,7 @@ func TestServeCommandSIGTERM(t *testing.T) {
 		t.Fatalf("no 'listening on' line:\n%s", log)
 	}
 	addr, _, _ := strings.Cut(rest, " ")
-	rows := predictRows(t, addr+"/v1/models/tiny:predict", `{"instances": [{"b64": "`+b64(testPNG(t, 0, 30, 1))+`"}]}`)
+	rows := predictRows(t, addr+"/v1/models/tiny:predict", `{"instances": [{"b64": "`+b64(augmenttest.PNG(0, 30, 1))+`"}]}`)
 	if len(rows) != 1 {
 		t.Fatalf("predictions: %+v", rows)
 	}

@@ -2,11 +2,8 @@ package graphs_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"image/png"
 	"io"
 	"math"
 	"math/rand"
@@ -158,40 +155,6 @@ func loaderImages(n, size int, seed int64) []float32 {
 	return out
 }
 
-// loaderPNG encodes a generated image of class c.
-func loaderPNG(t *testing.T, c, size int, seed int64) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, augmenttest.Image(c, size, rand.New(rand.NewSource(seed)))); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// pngBombHeader is the start of a width×height 8-bit gray PNG: a valid
-// signature and IHDR, then a truncated IDAT. Only a decoder that ignores
-// the header's claim would try to allocate the pixels.
-func pngBombHeader(width, height uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(kind string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		crc := crc32.NewIEEE()
-		crc.Write([]byte(kind))
-		crc.Write(data)
-		b.WriteString(kind)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], width)
-	binary.BigEndian.PutUint32(ihdr[4:], height)
-	ihdr[8] = 8 // bit depth; colour type 0 (gray), compression, filter, interlace 0
-	chunk("IHDR", ihdr)
-	chunk("IDAT", []byte{0x78, 0x9c, 0x62, 0x60})
-	return b.Bytes()
-}
-
 func closeEnough(a, b []float32, tol float64) (int, bool) {
 	if len(a) != len(b) {
 		return -1, false
@@ -250,7 +213,7 @@ func TestOpenModelRunFolder(t *testing.T) {
 	}
 
 	// Encoded images: PredictBytes = Predict(DecodeImage).
-	files := [][]byte{loaderPNG(t, 0, 40, 1), loaderPNG(t, 2, 200, 2)}
+	files := [][]byte{augmenttest.PNG(0, 40, 1), augmenttest.PNG(2, 200, 2)}
 	byBytes, err := m.PredictBytes(files)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +256,7 @@ func TestOpenModelRunFolder(t *testing.T) {
 	if _, err := m.PredictBytes([][]byte{[]byte("not an image")}); !errors.Is(err, augment.ErrNotImage) {
 		t.Errorf("PredictBytes(text) = %v, want ErrNotImage", err)
 	}
-	bomb := pngBombHeader(20000, 20000)
+	bomb := augmenttest.PNGBomb(20000, 20000)
 	if format, err := m.CheckImage(files[1]); err != nil || format != "png" {
 		t.Errorf("CheckImage(PNG) = %q, %v", format, err)
 	}
@@ -404,7 +367,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 	if i, ok := closeEnough(a, b, 1e-6); !ok {
 		t.Errorf("SavedModel and run folder differ at %d: %v vs %v", i, a, b)
 	}
-	files := [][]byte{loaderPNG(t, 1, 64, 3)}
+	files := [][]byte{augmenttest.PNG(1, 64, 3)}
 	a, err = m.PredictBytes(files)
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +445,7 @@ func TestOpenModelExported(t *testing.T) {
 		t.Errorf("exported SavedModel and run differ at %d: %v vs %v", i, a, b)
 	}
 	// In-graph decoding resizes like the Go pipeline, up to rounding.
-	files := [][]byte{loaderPNG(t, 0, 40, 1), loaderPNG(t, 2, 200, 2)}
+	files := [][]byte{augmenttest.PNG(0, 40, 1), augmenttest.PNG(2, 200, 2)}
 	if a, err = m.PredictBytes(files); err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +455,7 @@ func TestOpenModelExported(t *testing.T) {
 	if i, ok := closeEnough(a, b, 1e-2); !ok {
 		t.Errorf("serving_bytes and the Go decoder differ at %d: %v vs %v", i, a, b)
 	}
-	if _, err := m.PredictBytes([][]byte{pngBombHeader(20000, 20000)}); !errors.Is(err, augment.ErrTooLarge) {
+	if _, err := m.PredictBytes([][]byte{augmenttest.PNGBomb(20000, 20000)}); !errors.Is(err, augment.ErrTooLarge) {
 		t.Errorf("in-graph PredictBytes(bomb) = %v, want ErrTooLarge before TensorFlow sees it", err)
 	}
 	if _, err := m.PredictBytes([][]byte{files[1][:len(files[1])/2]}); err == nil {
