@@ -31,6 +31,7 @@ func New(version string) *cli.App {
 			predictCommand(),
 			serveCommand(),
 			exportCommand(version),
+			dataCommand(),
 		},
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,
