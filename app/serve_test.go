@@ -25,6 +25,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
 )
 
 var serveTestClasses = []string{"circle", "square", "stripe"}
@@ -48,23 +49,7 @@ func serveTestRun(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "run")
 	cfg := graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: serveTestClasses, Normalize: "none",
 		Std: [3]float32{1, 1, 1}, Seed: 5, Created: time.Now()}
-	ig, err := graphs.BuildInferenceGraph(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := graphs.NewSession(ig.Graph, graphs.SessionConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	if _, err := sess.Run(nil, nil, ig.Store.InitOps()); err != nil {
-		t.Fatal(err)
-	}
-	run, err := graphs.CreateRun(dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Checkpoints().Write(sess, ig.Saver, []string{"last"}, graphs.CheckpointState{Epoch: 2, Time: time.Now()}); err != nil {
+	if _, _, err := graphstest.UntrainedRun(dir, cfg, graphs.CheckpointState{Epoch: 2, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

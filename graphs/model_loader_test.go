@@ -24,6 +24,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
 )
 
 var loaderClasses = []string{"circle", "square", "stripe"}
@@ -35,26 +36,7 @@ func loaderRun(t *testing.T, dir string) (*graphs.InferenceGraph, string) {
 	t.Helper()
 	cfg := graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Normalize: "none",
 		Std: [3]float32{1, 1, 1}, Seed: 5, Created: time.Now()}
-	ig, err := graphs.BuildInferenceGraph(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := graphs.NewSession(ig.Graph, graphs.SessionConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	if _, err := sess.Run(nil, nil, ig.Store.InitOps()); err != nil {
-		t.Fatal(err)
-	}
-	run, err := graphs.CreateRun(dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Checkpoints().Write(sess, ig.Saver, []string{"last"}, graphs.CheckpointState{Epoch: 2, Step: 7, Time: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	prefix, _, err := run.Checkpoints().Resolve("last")
+	ig, prefix, err := graphstest.UntrainedRun(dir, cfg, graphs.CheckpointState{Epoch: 2, Step: 7, Time: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
