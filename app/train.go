@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -101,9 +102,9 @@ func runTrain(c *cli.Context, version string) error {
 	}
 	cfg := ts.cfg
 	w := c.App.ErrWriter
-	skips := 0
+	skips := new(int)
 	onSkip := func(r augment.SkipReport) {
-		skips++
+		*skips++
 		fmt.Fprintf(w, "skipping %s\n", r)
 	}
 	trainSamples, _ := ds.Split("train")
@@ -161,6 +162,45 @@ func runTrain(c *cli.Context, version string) error {
 		cfg.Network, cfg.Data, len(cfg.Classes), strings.Join(cfg.Classes, ", "), trainLoader.Len(), valLoader.Len(),
 		cfg.BatchSize, cfg.Optimizer.Name, cfg.Schedule.Base, cfg.Epochs, run.Dir)
 
+	// status.json tells a sweep or a report what became of the run.
+	status := graphs.RunStatus{State: graphs.StateRunning, Epochs: cfg.Epochs}
+	if resume != nil {
+		status.EpochsDone, status.BestEpoch = resume.Epoch, resume.BestEpoch
+	}
+	if err := run.WriteStatus(status); err != nil {
+		return err
+	}
+	st, err := fitRun(c, w, trainer, tg, run, cfg, trainLoader, valLoader, resume)
+	status.EpochsDone, status.BestEpoch, status.Updated = st.Epoch, st.BestEpoch, time.Time{}
+	switch {
+	case errors.Is(err, context.Canceled):
+		status.State = graphs.StateInterrupted
+	case err != nil:
+		status.State, status.Error = graphs.StateFailed, err.Error()
+	default:
+		status.State = graphs.StateFinished
+	}
+	if werr := run.WriteStatus(status); werr != nil && err == nil {
+		err = werr
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(w, "run saved; continue it with: kfash-tf train --resume %s\n", run.Dir)
+		return cli.Exit("", 130)
+	case err != nil:
+		return err
+	}
+	if cfg.Patience > 0 && st.Epoch < cfg.Epochs {
+		fmt.Fprintf(w, "early stop after epoch %d: no better %s for %d epochs\n", st.Epoch, cfg.Select, cfg.Patience)
+	}
+	fmt.Fprintf(w, "done: best epoch %d (%s %.4f); %d unreadable files skipped; run folder %s\n", st.BestEpoch, cfg.Select, st.Best, *skips, run.Dir)
+	return nil
+}
+
+// fitRun runs the training loop with the hooks that print progress, append
+// metrics and write checkpoints.
+func fitRun(c *cli.Context, w io.Writer, trainer *graphs.Trainer, tg *graphs.TrainGraph, run graphs.Run, cfg graphs.RunConfig,
+	trainLoader, valLoader *augment.Loader, resume *graphs.LoopState) (graphs.LoopState, error) {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prog := newProgress(w, cfg.Epochs)
@@ -184,19 +224,7 @@ func runTrain(c *cli.Context, version string) error {
 		},
 	}
 	loopCfg := graphs.LoopConfig{Epochs: cfg.Epochs, Patience: cfg.Patience, Select: cfg.Select, Schedule: cfg.Schedule, Resume: resume}
-	st, err := trainer.Fit(ctx, trainLoader, valLoader, len(cfg.Classes), loopCfg, hooks)
-	switch {
-	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(w, "run saved; continue it with: kfash-tf train --resume %s\n", run.Dir)
-		return cli.Exit("", 130)
-	case err != nil:
-		return err
-	}
-	if cfg.Patience > 0 && st.Epoch < cfg.Epochs {
-		fmt.Fprintf(w, "early stop after epoch %d: no better %s for %d epochs\n", st.Epoch, cfg.Select, cfg.Patience)
-	}
-	fmt.Fprintf(w, "done: best epoch %d (%s %.4f); %d unreadable files skipped; run folder %s\n", st.BestEpoch, cfg.Select, st.Best, skips, run.Dir)
-	return nil
+	return trainer.Fit(ctx, trainLoader, valLoader, len(cfg.Classes), loopCfg, hooks)
 }
 
 // resolveTraining turns flags (or a resumed run's config.json) into a run
