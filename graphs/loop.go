@@ -55,6 +55,10 @@ type EpochResult struct {
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Skipped      int     `json:"skipped_files"`
 	Best         bool    `json:"best"`
+	// ValConfusion is the validation confusion matrix (rows: true class,
+	// columns: predicted), kept so that a report can draw any epoch's
+	// matrix and per-class table without evaluating again.
+	ValConfusion [][]int64 `json:"val_confusion,omitempty"`
 }
 
 // StepInfo is reported after every training step.
@@ -151,7 +155,7 @@ func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes i
 		r := EpochResult{
 			Epoch: epoch, Step: st.Step, LR: cfg.Schedule.At(st.Step - 1),
 			TrainLoss: ratioF(st.LossSum, float64(st.Seen)), TrainAcc: ratioF(float64(st.Correct), float64(st.Seen)),
-			ValLoss: ev.Loss, ValAcc: ev.Accuracy(), ValMacroF1: ev.Confusion.MacroF1(),
+			ValLoss: ev.Loss, ValAcc: ev.Accuracy(), ValMacroF1: ev.Confusion.MacroF1(), ValConfusion: ev.Confusion.Counts,
 			Seconds: time.Since(start).Seconds(), ImagesPerSec: float64(st.Seen) / trainSecs,
 			Skipped: len(train.Skipped()) + ev.Skipped,
 		}
