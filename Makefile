@@ -2,10 +2,14 @@
 # 'make setup', python3 + pip (the TensorFlow C library comes from the pinned
 # tensorflow-cpu wheel on PyPI; see scripts/libtensorflow.sh).
 #
+#   make demo           the main job on the built-in dataset (Fashion-MNIST, 3 classes):
+#                       import, train, evaluate, export, report (scripts/demo.sh)
 #   make setup          fetch the TensorFlow C library (once; cached)
 #   make build          bin/kfash-tf (launcher) + bin/kfash-tf.bin
 #   make test           go test ./... (TESTFLAGS='-run X -v' to narrow)
 #   make bench-serve    load test of kfash-tf serve (throughput, latency, RSS)
+#   make newcomer-check clone into an empty temp folder and run the README's two commands
+#   make screenshot     headless-Chromium PNG of a report (REPORT=runs/demo/report)
 #   make vet fmt-check clean print-tf-dir
 #
 # LIBTENSORFLOW_DIR=/path uses an existing libtensorflow (include/ + lib/);
@@ -38,7 +42,7 @@ export CGO_CFLAGS  := -I$(TF_DIR)/include
 export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build test vet fmt-check clean print-tf-dir help bench-serve
+.PHONY: setup build test vet fmt-check clean print-tf-dir help bench-serve demo newcomer-check screenshot
 
 setup:
 	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
@@ -58,6 +62,17 @@ test: setup build
 # Load test of 'kfash-tf serve' on loopback (wrk; figures go to BENCHMARKS.md).
 bench-serve: build
 	BUILD=0 bash scripts/bench-serve.sh
+
+demo: build
+	bash scripts/demo.sh
+
+# What a new user does: a fresh clone, then exactly the README's two commands.
+newcomer-check:
+	bash scripts/newcomer-check.sh
+
+REPORT ?= runs/demo/report
+screenshot:
+	bash scripts/screenshot.sh $(REPORT)/index.html $(REPORT)/screenshot.png
 
 vet: setup
 	$(GO) vet ./...

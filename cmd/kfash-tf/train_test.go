@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,23 @@ func lastVariables(t *testing.T, run string) (data []byte, state map[string]any)
 	return data, state
 }
 
+// runState returns the state in the run's status.json.
+func runState(t *testing.T, run string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(run, "status.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		State      string `json:"state"`
+		EpochsDone int    `json:"epochs_done"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatalf("%s/status.json: %v", run, err)
+	}
+	return fmt.Sprintf("%s@%d", st.State, st.EpochsDone)
+}
+
 func metricsRows(t *testing.T, run string) int {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
@@ -76,7 +94,13 @@ func TestResumeMatchesStraightRun(t *testing.T) {
 	common := []string{"--data", data, "--batch-size", "5", "--seed", "4", "--augment", "online"}
 	mustRun(t, append([]string{"train", "alexnet", "--epochs", "2", "--out", straight}, common...)...)
 	mustRun(t, append([]string{"train", "alexnet", "--epochs", "1", "--out", split}, common...)...)
+	if got := runState(t, split); got != "finished@1" {
+		t.Errorf("status after one epoch of one: %s, want finished@1", got)
+	}
 	out := mustRun(t, "train", "--resume", split, "--epochs", "2")
+	if got := runState(t, split); got != "finished@2" {
+		t.Errorf("status after the resume to two epochs: %s, want finished@2", got)
+	}
 	if !strings.Contains(out, "resuming") {
 		t.Errorf("resume did not say it resumed:\n%s", out)
 	}
@@ -126,7 +150,13 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 	if !strings.Contains(stderr.String(), "--resume") {
 		t.Errorf("no resume hint:\n%s", stderr.String())
 	}
+	if got := runState(t, cut); got != "interrupted@0" {
+		t.Errorf("status after SIGINT in the first epoch: %s, want interrupted@0", got)
+	}
 	mustRun(t, "train", "--resume", cut)
+	if got := runState(t, cut); got != "finished@1" {
+		t.Errorf("status after the resumed run: %s, want finished@1", got)
+	}
 	a, _ := lastVariables(t, straight)
 	b, _ := lastVariables(t, cut)
 	if !bytes.Equal(a, b) {
