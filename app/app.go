@@ -32,6 +32,8 @@ func New(version string) *cli.App {
 			serveCommand(),
 			exportCommand(version),
 			dataCommand(),
+			sweepCommand(),
+			reportCommand(),
 		},
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,

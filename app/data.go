@@ -38,6 +38,7 @@ func dataCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			fashionMNISTCommand(),
 			statsCommand(),
+			importKFashionCommand(),
 		},
 	}
 }

@@ -1,0 +1,105 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kfash-tf/kfash-tf/app/report"
+)
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "compare runs: the study's model-selection table, learning curves, confusion matrices (HTML, Markdown, JSON)",
+		ArgsUsage: "RUN_OR_DIR... --out DIR",
+		Description: "Each argument is a run folder (made by 'kfash-tf train') or a folder holding run folders one\n" +
+			"or two levels down: runs/, a sweep folder, a folder of sweeps.\n\n" +
+			"The report reproduces the study's model-selection table: per run the network, batch size,\n" +
+			"optimizer, learning rate, weight decay, dropout, the selected epoch (\"45 / 100\"), train and\n" +
+			"validation accuracy and macro F1 there, validation loss (mean per example), #params and the\n" +
+			"run's status. The epoch is recomputed from metrics.jsonl by the run's own rule (--select of\n" +
+			"train: val_acc, the first epoch with the highest validation accuracy, or val_loss, the lowest\n" +
+			"validation loss); the best run (★) has the highest validation accuracy at its selected epoch,\n" +
+			"ties going to the lower validation loss. Then a chart of every run's validation accuracy per\n" +
+			"epoch and, per run, accuracy and loss curves with the selected epoch marked, the validation\n" +
+			"confusion matrix of that epoch and a per-class precision/recall/F1/support table, plus\n" +
+			"RUN/evaluation-SPLIT.json when 'kfash-tf evaluate' wrote one.\n\n" +
+			"Unfinished, interrupted, failed and corrupt runs are listed with their status (and a failed\n" +
+			"run's error); nothing in a run folder stops the report.\n\n" +
+			"Output (--format html, the default): DIR/index.html (one self-contained page: open it from\n" +
+			"disk, nothing is fetched), DIR/report.md, DIR/report.json, DIR/comparison.png|svg and\n" +
+			"DIR/runs/RUN/ with each run's charts as PNG and SVG. --format md writes all but index.html.\n" +
+			"--format json prints the table as JSON (one object per run) and writes nothing else, except\n" +
+			"DIR/report.json when --out is given.\n\n" +
+			"Examples:\n" +
+			"  kfash-tf report runs/ --out report/                  # every run under runs/\n" +
+			"  kfash-tf report runs/seed --out runs/seed/report     # a sweep's runs\n" +
+			"  kfash-tf report runs/alex1 runs/gn-seed --out cmp/   # two runs side by side\n" +
+			"  kfash-tf report runs/ --split test --out report/     # show evaluation-test.json files\n" +
+			"  kfash-tf report runs/ --format json | jq '.[] | select(.best)'",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "report folder (created; files in it are replaced)"},
+			formatFlag("html", "md", "json"),
+			&cli.StringFlag{Name: "split", Value: "validation", Usage: "show each run's evaluation-SPLIT.json (from 'kfash-tf evaluate --split SPLIT') when it exists"},
+		},
+		Action: runReport,
+	}
+}
+
+func runReport(c *cli.Context) error {
+	format := c.String("format")
+	if err := checkFormat(format, "html", "md", "json"); err != nil {
+		return err
+	}
+	if c.Args().Len() == 0 {
+		return fmt.Errorf("report needs run folders or folders of runs, e.g. kfash-tf report runs/ --out report/")
+	}
+	dir := c.String("out")
+	if dir == "" && format != "json" {
+		return fmt.Errorf("report needs --out DIR for the %s report, e.g. kfash-tf report %s --out report/ (or --format json to print the table)", format, c.Args().First())
+	}
+	found, err := report.Find(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	rep := report.Build(found, report.Options{Split: c.String("split")})
+	if format == "json" {
+		data, err := rep.JSON()
+		if err != nil {
+			return err
+		}
+		if dir != "" {
+			if _, err := report.Write(rep, dir, report.Formats{JSON: true}); err != nil {
+				return err
+			}
+		}
+		_, err = out(c).Write(data)
+		return err
+	}
+	w, err := report.Write(rep, dir, report.Formats{HTML: format == "html", Markdown: true, JSON: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.ErrWriter, summaryLine(rep))
+	if w.HTML != "" {
+		fmt.Fprintln(out(c), w.HTML)
+	} else {
+		fmt.Fprintln(out(c), w.Markdown)
+	}
+	return nil
+}
+
+// summaryLine is the report's verdict for the terminal.
+func summaryLine(rep *report.Report) string {
+	s := fmt.Sprintf("%d runs", len(rep.Runs))
+	if len(rep.Runs) == 1 {
+		s = "1 run"
+	}
+	b := rep.Best
+	if b == nil {
+		return s + "; no run has a selected epoch yet"
+	}
+	sel := b.SelectedRow()
+	return fmt.Sprintf("%s; best: %s (validation accuracy %.2f%% at epoch %d)", s, b.Name, 100*sel.ValAcc, sel.Epoch)
+}
