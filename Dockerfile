@@ -3,11 +3,9 @@
 # docker build -t kfash-tf .
 # docker run --rm -p 8501:8501 kfash-tf --help
 #
-# go.mod asks for Go 1.26.8; the golang images pin GOTOOLCHAIN=local, so
-# GOTOOLCHAIN=auto below lets Go 1.22 fetch the required toolchain through the
-# Go module proxy. Build with --build-arg GO_IMAGE=golang:1.26-bookworm to
-# start from a matching Go instead.
-ARG GO_IMAGE=golang:1.22-bookworm
+# go.mod asks for Go 1.24; GOTOOLCHAIN=auto below lets an older image fetch
+# the required toolchain through the Go module proxy.
+ARG GO_IMAGE=golang:1.24-bookworm
 
 FROM ${GO_IMAGE} AS build
 ENV GOTOOLCHAIN=auto \
