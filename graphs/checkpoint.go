@@ -18,6 +18,7 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
+	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -517,7 +518,7 @@ func (d CheckpointDir) Write(sess *tf.Session, sv *Saver, names []string, st Che
 // writePointer replaces NAME.json atomically: temp file, fsync, rename,
 // fsync of the folder.
 func (d CheckpointDir) writePointer(name string, data []byte) error {
-	return writeAtomic(filepath.Join(d.Dir, name+".json"), "."+name+checkpointTempMarker+"*", data)
+	return augment.WriteFileAtomicTemp(filepath.Join(d.Dir, name+".json"), "."+name+checkpointTempMarker+"*", data)
 }
 
 // readPointer reads NAME.json.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kfash-tf/kfash-tf/augment"
 )
 
 // RunConfig is a run's config.json: every setting that shaped it, so that a
@@ -204,34 +206,10 @@ func appendSync(path string, lines ...string) error {
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same
-// folder, an fsync and a rename, so readers see the old or the new file,
-// never a partial one, even after a crash.
+// folder, an fsync, a rename and an fsync of the folder, so readers see the
+// old or the new file, never a partial one, even after a crash. It is
+// augment.WriteFileAtomic, the project's one implementation, kept under this
+// name for the packages that write run files through graphs.
 func WriteFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, "."+filepath.Base(path)+".tmp-*", data)
-}
-
-// writeAtomic is WriteFileAtomic with the temporary file's name pattern
-// given (checkpoint pruning recognises its own temporaries by name).
-func writeAtomic(path, tmpPattern string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, tmpPattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncPath(dir)
+	return augment.WriteFileAtomic(path, data)
 }

@@ -1,0 +1,379 @@
+// This file holds the listing of the K-Fashion source: walking folders and
+// zip archives (with CP949 member names), and pairing labels with photos.
+
+package augment
+
+import (
+	"archive/zip"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/korean"
+	"golang.org/x/text/unicode/norm"
+)
+
+// kfEntry is one file of the source: a plain file or a zip member.
+type kfEntry struct {
+	// Path names the file in messages and the manifest: its path, or
+	// ARCHIVE!MEMBER for a zip member.
+	Path string
+	file string    // the plain file on disk (symbolic links resolved)
+	zf   *zip.File // the zip member
+	stem string    // base name without extension (NFC): the id
+	ext  string    // extension, lower case
+}
+
+// readAll reads the whole file, refusing more than limit bytes.
+func (e *kfEntry) readAll(limit int64) ([]byte, error) {
+	var r io.ReadCloser
+	var err error
+	if e.zf != nil {
+		if e.zf.UncompressedSize64 > uint64(limit) {
+			return nil, fmt.Errorf("%d bytes, more than the limit of %d", e.zf.UncompressedSize64, limit)
+		}
+		r, err = e.zf.Open()
+	} else {
+		r, err = os.Open(e.file)
+	}
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, unwrapPathError(err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("more than the limit of %d bytes", limit)
+	}
+	return data, nil
+}
+
+// kfSource is the listing of --src.
+type kfSource struct {
+	labels, images []*kfEntry
+	archives       []*zip.ReadCloser
+	warnings       []string
+	onFile         func(n int)
+}
+
+func (s *kfSource) close() {
+	for _, a := range s.archives {
+		a.Close()
+	}
+}
+
+// scanKFashionSource lists the label and image files of src: a folder
+// (walked recursively, skipping hidden entries, __MACOSX and the folder
+// skip, which is the output) or a single zip archive. Zip archives are
+// listed, not unpacked. Entries are sorted so that plain files come before
+// zip members, then by path: the order duplicates are resolved in.
+func scanKFashionSource(src, skip string, onFile func(n int)) (*kfSource, error) {
+	info, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("augment: %s: cannot read the K-Fashion source: %w", src, unwrapPathError(err))
+	}
+	s := &kfSource{onFile: onFile}
+	if !info.IsDir() {
+		if !strings.EqualFold(filepath.Ext(src), ".zip") {
+			return nil, fmt.Errorf("augment: %s: the K-Fashion source must be a folder or a .zip archive", src)
+		}
+		if err := s.addZip(src); err != nil {
+			s.close()
+			return nil, err
+		}
+	} else if err := s.walk(src, skip); err != nil {
+		s.close()
+		return nil, err
+	}
+	for _, list := range [][]*kfEntry{s.labels, s.images} {
+		sort.SliceStable(list, func(i, j int) bool {
+			if (list[i].zf == nil) != (list[j].zf == nil) {
+				return list[i].zf == nil
+			}
+			return list[i].Path < list[j].Path
+		})
+	}
+	return s, nil
+}
+
+func (s *kfSource) walk(root, skip string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("augment: %s: cannot read: %w", p, unwrapPathError(err))
+		}
+		if p != root && (isHidden(d.Name()) || d.Name() == "__MACOSX") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if p == skip {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		file := p
+		if d.Type()&fs.ModeSymlink != 0 {
+			// Links to files are followed (and hard-linked as their
+			// target); links to folders are not, so no cycle is possible.
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return nil // dangling: nothing to import
+			}
+			if fi, err := os.Stat(target); err != nil || !fi.Mode().IsRegular() {
+				return nil
+			}
+			file = target
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		if strings.EqualFold(filepath.Ext(p), ".zip") {
+			return s.addZip(p)
+		}
+		s.add(&kfEntry{Path: p, file: file}, d.Name())
+		return nil
+	})
+}
+
+// addZip lists the members of the archive at p.
+func (s *kfSource) addZip(p string) error {
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		return fmt.Errorf("augment: %s: cannot read zip archive: %v (an incomplete download? download it again or move it out of --src)", p, err)
+	}
+	s.archives = append(s.archives, zr)
+	for _, f := range zr.File {
+		name := strings.ReplaceAll(zipMemberName(f), "\\", "/")
+		if strings.HasSuffix(name, "/") || f.FileInfo().IsDir() || hiddenMember(name) {
+			continue
+		}
+		if strings.EqualFold(path.Ext(name), ".zip") {
+			s.warnings = append(s.warnings, fmt.Sprintf("%s!%s: archives inside archives are not read; unpack the outer one", p, name))
+			continue
+		}
+		s.add(&kfEntry{Path: p + "!" + name, zf: f}, path.Base(name))
+	}
+	return nil
+}
+
+// add files e as a label or an image by the extension of its base name.
+func (s *kfSource) add(e *kfEntry, base string) {
+	base = norm.NFC.String(base)
+	e.ext = strings.ToLower(path.Ext(base))
+	e.stem = strings.TrimSuffix(base, path.Ext(base))
+	switch {
+	case e.ext == ".json":
+		s.labels = append(s.labels, e)
+	case hasImageExtension(base):
+		s.images = append(s.images, e)
+	default:
+		return
+	}
+	if s.onFile != nil {
+		s.onFile(len(s.labels) + len(s.images))
+	}
+}
+
+// zipUnicodePathTag is the Info-ZIP Unicode Path extra field, in which
+// archivers that store names in the system code page keep the UTF-8 name.
+const zipUnicodePathTag = 0x7075
+
+// zipMemberName returns a member's name in UTF-8. Archives made on Korean
+// Windows (AI Hub's among them) often store names in CP949 without the
+// UTF-8 flag. The Info-ZIP Unicode Path field wins when present and
+// matching; a name that is valid UTF-8 is taken as such (CP949 Hangul is
+// never valid UTF-8, and many archivers omit the flag); any other name is
+// decoded as CP949.
+func zipMemberName(f *zip.File) string {
+	if name, ok := zipUnicodePath(f); ok {
+		return name
+	}
+	if utf8.ValidString(f.Name) {
+		return f.Name
+	}
+	name, err := korean.EUCKR.NewDecoder().String(f.Name)
+	if err != nil {
+		return strings.ToValidUTF8(f.Name, "\uFFFD")
+	}
+	return name
+}
+
+// zipUnicodePath reads the Info-ZIP Unicode Path extra field (version 1,
+// CRC-32 of the stored name, UTF-8 name), ignoring it when its CRC shows it
+// was written for another name.
+func zipUnicodePath(f *zip.File) (string, bool) {
+	extra := f.Extra
+	for len(extra) >= 4 {
+		tag := binary.LittleEndian.Uint16(extra)
+		size := int(binary.LittleEndian.Uint16(extra[2:]))
+		extra = extra[4:]
+		if size > len(extra) {
+			break
+		}
+		field := extra[:size]
+		extra = extra[size:]
+		if tag != zipUnicodePathTag || size < 5 || field[0] != 1 {
+			continue
+		}
+		if crc32.ChecksumIEEE([]byte(f.Name)) == binary.LittleEndian.Uint32(field[1:5]) && utf8.Valid(field[5:]) {
+			return string(field[5:]), true
+		}
+	}
+	return "", false
+}
+
+// hiddenMember reports whether a zip member is in a hidden folder, is
+// hidden itself, or is macOS resource-fork clutter.
+func hiddenMember(name string) bool {
+	for _, part := range strings.Split(name, "/") {
+		if isHidden(part) || part == "__MACOSX" {
+			return true
+		}
+	}
+	return false
+}
+
+// kfCandidate is a label–image pair of a requested style.
+type kfCandidate struct {
+	label    *kfLabel
+	image    *kfEntry
+	id       string // the image's file name stem: sort key, manifest id, output name
+	subStyle string // English name when known, else as labelled
+}
+
+// pair matches labels with images, counts every file that cannot be used,
+// and fills im.cands with the pairs of the requested styles, in pick order.
+func (im *kfImporter) pair() {
+	imageByID := map[string]int{}
+	for i, e := range im.src.images {
+		if first, dup := imageByID[e.stem]; dup {
+			im.skips.add(KFashionSkipDuplicateID, fmt.Sprintf("%s (same id as %s)", e.Path, im.src.images[first].Path))
+			continue
+		}
+		imageByID[e.stem] = i
+	}
+	claimed := make([]bool, len(im.src.images))
+	paired := make([]int, len(im.labels))
+	labelByID := map[string]*kfLabel{}
+	var valid []int
+	// Pass 1: by file name. An unreadable or style-less label still claims
+	// its image, so that the pair is reported once, under the label's
+	// reason.
+	for i, l := range im.labels {
+		paired[i] = -1
+		if first, dup := labelByID[l.entry.stem]; dup {
+			im.skips.add(KFashionSkipDuplicateID, fmt.Sprintf("%s (same id as %s)", l.entry.Path, first.entry.Path))
+			paired[i] = -2
+			continue
+		}
+		labelByID[l.entry.stem] = l
+		if j, ok := imageByID[l.entry.stem]; ok && !claimed[j] {
+			claimed[j], paired[i] = true, j
+		}
+		valid = append(valid, i)
+	}
+	// Pass 2: labels whose file name matched no image try the image file
+	// name and the id written inside them.
+	for _, i := range valid {
+		l := im.labels[i]
+		if paired[i] >= 0 || l.err != nil {
+			continue
+		}
+		for _, key := range []string{l.fileStem, l.id} {
+			if j, ok := imageByID[key]; ok && key != "" && !claimed[j] {
+				claimed[j], paired[i] = true, j
+				break
+			}
+		}
+	}
+
+	want := map[string]int{}
+	for c, s := range im.styles {
+		want[s.English] = c
+	}
+	im.cands = make([][]*kfCandidate, len(im.styles))
+	for _, i := range valid {
+		l := im.labels[i]
+		switch {
+		case l.err != nil:
+			im.skips.add(KFashionSkipUnreadableJSON, fmt.Sprintf("%s: %v", l.entry.Path, l.err))
+			continue
+		case l.style == "":
+			im.skips.add(KFashionSkipNoStyle, l.entry.Path)
+			continue
+		}
+		st, ok := LookupKFashionStyle(l.style)
+		switch {
+		case !ok:
+			im.skips.add(KFashionSkipUnknownStyle, fmt.Sprintf("%s (스타일 %q)", l.entry.Path, l.style))
+		case paired[i] < 0:
+			im.skips.add(KFashionSkipLabelWithoutImage, l.entry.Path)
+		default:
+			c, asked := want[st.English]
+			if !asked {
+				im.sum.OtherStyles++
+				continue
+			}
+			img := im.src.images[paired[i]]
+			sub := l.subStyle
+			if s, ok := LookupKFashionStyle(sub); ok {
+				sub = s.English
+			}
+			im.cands[c] = append(im.cands[c], &kfCandidate{label: l, image: img, id: img.stem, subStyle: sub})
+		}
+	}
+	for j, e := range im.src.images {
+		if first, ok := imageByID[e.stem]; ok && first == j && !claimed[j] {
+			im.skips.add(KFashionSkipImageWithoutLabel, e.Path)
+		}
+	}
+
+	im.sum.Classes = make([]KFashionClass, len(im.styles))
+	for c, s := range im.styles {
+		im.sum.Classes[c] = KFashionClass{Style: s.English, Korean: s.Korean, Found: len(im.cands[c])}
+		shuffleKFashion(im.cands[c], im.settings.Seed, s.English)
+	}
+}
+
+// checkFound fails when a requested style has no image at all: the folder
+// could not be trained on, and the likely cause is a wrong --src.
+func (im *kfImporter) checkFound() error {
+	var missing []string
+	for c, s := range im.styles {
+		if len(im.cands[c]) == 0 {
+			missing = append(missing, s.English+" ("+s.Korean+")")
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	counts := map[string]int{}
+	for _, l := range im.labels {
+		if st, ok := LookupKFashionStyle(l.style); ok && l.err == nil {
+			counts[st.English]++
+		}
+	}
+	var found []string
+	for _, s := range kfashionStyles {
+		if n := counts[s.English]; n > 0 {
+			found = append(found, fmt.Sprintf("%s %d", s.English, n))
+		}
+	}
+	have := "no labels with a known style"
+	if len(found) > 0 {
+		have = "labels by style: " + strings.Join(found, ", ")
+	}
+	return fmt.Errorf("augment: %s: no images of %s (%s; %d label and %d image files)",
+		im.settings.Src, strings.Join(missing, ", "), have, len(im.src.labels), len(im.src.images))
+}
