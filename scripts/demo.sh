@@ -83,17 +83,20 @@ rm -rf "$OUT/export"
 "$KFASH" export "$RUN" --out "$OUT/export"
 
 step "6/6 report → $OUT/report"
-"$KFASH" report "$RUN" --out "$OUT/report"
+"$KFASH" report "$RUN" --out "$OUT/report" --split test
 
 secs=$(($(date +%s) - START))
+photo=$(find "$DATA/Test" -type f -name '*.png' | sort | head -n1)
 cat >&2 <<EOF
 
 demo done in $((secs / 60)) min $((secs % 60)) s.
-  report:      $OUT/report/index.html   (also report.md)
+  report:      $OUT/report/index.html   (also report.md; make screenshot renders it to PNG)
   run folder:  $RUN
   SavedModel:  $OUT/export/1
 
-Try the model as a web service (TensorFlow Serving's REST API):
+Try the model as a web service (TensorFlow Serving's REST API), in a second terminal:
   $KFASH serve $RUN --port 8501
-  curl -s localhost:8501/v1/models/kfash:predict -d "{\"instances\":[{\"b64\":\"\$(base64 -w0 $DATA/Test/coat/\$(ls $DATA/Test/coat | head -n1))\"}]}"
+  curl -s localhost:8501/v1/models/kfash:predict -d '{"instances":[{"b64":"'\$(base64 -w0 $photo)'"}]}'
+or from the command line:
+  $KFASH predict $OUT/export $photo
 EOF
