@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
 )
@@ -32,7 +33,8 @@ type Found struct {
 // Find returns the run folders named by paths: each path is a run folder or
 // a folder holding run folders one or two levels down (a runs/ folder, a
 // sweep folder, a folder of sweeps). Folders are returned in path order,
-// each path's runs sorted by name, without duplicates. A path that does not
+// each path's runs in the order they were made (a sweep's plan order), then
+// by name, without duplicates. A path that does not
 // exist, is not a folder or holds no run is an error naming it.
 func Find(paths []string) ([]Found, error) {
 	var out []Found
@@ -74,7 +76,22 @@ func findUnder(root string) ([]Found, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s holds no run folder (looked for config.json up to %d levels down)", root, maxDepth)
 	}
+	made := make(map[string]time.Time, len(out))
+	for _, f := range out {
+		made[f.Dir] = createdAt(f.Dir)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return made[out[i].Dir].Before(made[out[j].Dir]) })
 	return out, nil
+}
+
+// createdAt is when the run in dir was made (config.json's "created"); a
+// run without a readable one sorts last.
+func createdAt(dir string) time.Time {
+	_, cfg, err := graphs.OpenRun(dir)
+	if err != nil || cfg.Created.IsZero() {
+		return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return cfg.Created
 }
 
 // walkRuns appends the run folders below dir, depth levels under root.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
 )
@@ -104,5 +105,32 @@ func TestReadMetricsLenient(t *testing.T) {
 	}
 	if rows, problems := readMetrics(t.TempDir()); rows != nil || problems != nil {
 		t.Errorf("missing file: %v %v", rows, problems)
+	}
+}
+
+// A sweep's runs are listed in the order they were made (its plan order),
+// not by name.
+func TestFindOrdersRunsByCreation(t *testing.T) {
+	root := t.TempDir()
+	made := []struct {
+		name string
+		hour int
+	}{{"zeta", 1}, {"alpha", 3}, {"mid", 2}}
+	for _, m := range made {
+		cfg := testConfig("vgg8", graphs.SelectValAcc, 1)
+		cfg.Created = time.Date(2026, 5, 1, m.hour, 0, 0, 0, time.UTC)
+		fixture{name: "sweep/" + m.name, cfg: cfg}.write(t, root)
+	}
+	fixture{name: "sweep/broken", rawCfg: "{"}.write(t, root)
+	found, err := Find([]string{filepath.Join(root, "sweep")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range found {
+		got = append(got, f.Name)
+	}
+	if want := []string{"zeta", "mid", "alpha", "broken"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("runs %v, want %v (by creation, unreadable last)", got, want)
 	}
 }

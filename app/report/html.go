@@ -139,6 +139,7 @@ table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 #selection{font-size:14px}
 #selection thead th{white-space:normal;vertical-align:bottom;line-height:1.25}
+#selection td:first-child{white-space:normal;overflow-wrap:anywhere;min-width:12em;max-width:19em}
 td.n,th.n{text-align:right}
 thead th{position:sticky;top:0;background:#eef1f5;font-size:13px;font-weight:600}
 table.sortable thead th{cursor:pointer;user-select:none}
