@@ -7,6 +7,8 @@
 #   make setup          fetch the TensorFlow C library (once; cached)
 #   make build          bin/kfash-tf (launcher) + bin/kfash-tf.bin
 #   make test           go test ./... (TESTFLAGS='-run X -v' to narrow)
+#   make bench          kfash-tf vs Keras vs PyTorch on this CPU → BENCHMARKS.md, bench/results.json
+#                       (BENCH=quick: vgg8 only, ~10 min; fetches the peers' venvs once, ~3.3 GB)
 #   make bench-serve    load test of kfash-tf serve (throughput, latency, RSS)
 #   make newcomer-check clone into an empty temp folder and run the README's two commands
 #   make screenshot     headless-Chromium PNG of a report (REPORT=runs/demo/report)
@@ -42,7 +44,7 @@ export CGO_CFLAGS  := -I$(TF_DIR)/include
 export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build test vet fmt-check clean print-tf-dir help bench-serve demo newcomer-check screenshot
+.PHONY: setup build test vet fmt-check clean print-tf-dir help bench bench-serve demo newcomer-check screenshot
 
 setup:
 	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
@@ -58,6 +60,13 @@ build: setup
 # CLI tests exec the launcher through $$KFASH_TF_BIN.
 test: setup build
 	KFASH_TF_BIN=$(LAUNCHER) $(GO) test -count=1 $(TESTFLAGS) ./...
+
+# Training/inference speed against Keras (scripts/pyenv.sh) and PyTorch
+# (scripts/pyenv-torch.sh): bench/run.py. BENCH=full (default) or quick.
+BENCH ?= full
+bench: build
+	@keras=$$(bash scripts/pyenv.sh) && torch=$$(bash scripts/pyenv-torch.sh) && \
+	python3 bench/run.py --mode $(BENCH) --keras-python "$$keras" --torch-python "$$torch"
 
 # Load test of 'kfash-tf serve' on loopback (wrk; figures go to BENCHMARKS.md).
 bench-serve: build

@@ -19,21 +19,28 @@ func New(version string) *cli.App {
 		Version: version,
 		Description: "kfash-tf reproduces the K-Fashion style study (Resort / Retro / Sporty) with six\n" +
 			"networks built op by op in Go: alexnet, vgg8, vgg10, googlenet, resnet34, densenet.\n\n" +
-			"Start with 'kfash-tf models' to see the networks and 'kfash-tf models show NAME'\n" +
-			"for one network's layer table.",
+			"The path through it, a command a step:\n" +
+			"  data      get photos into Train/ Validation/ [Test/] class folders (K-Fashion, Fashion-MNIST)\n" +
+			"  train     one network (or sweep: many runs), with checkpoints; Ctrl-C and --resume\n" +
+			"  evaluate  and report: accuracy, per-class tables, curves, the model-selection table\n" +
+			"  export    a SavedModel; serve it over HTTP, or predict from the command line\n\n" +
+			"First time here? 'make demo' in the source folder runs every step on Fashion-MNIST.\n" +
+			"Every command has --help with examples.",
 		HideVersion:          false,
 		EnableBashCompletion: true,
+		// In the order of the work: data in, training, judging, shipping.
 		Commands: []*cli.Command{
-			versionCommand(version),
 			modelsCommand(),
-			trainCommand(version),
-			evaluateCommand(),
-			predictCommand(),
-			serveCommand(),
-			exportCommand(version),
 			dataCommand(),
+			trainCommand(version),
 			sweepCommand(),
+			evaluateCommand(),
 			reportCommand(),
+			predictCommand(),
+			exportCommand(version),
+			serveCommand(),
+			benchCommand(),
+			versionCommand(version),
 		},
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,

@@ -120,9 +120,11 @@ func (p *Predictor) Predict(images []float32, n int, labels []int32) (probs, los
 		fetch = append(fetch, p.IG.ExampleLoss)
 	}
 	out, err := p.Sess.Run(feeds, fetch, nil)
+	freeFeeds(feeds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("running %s: %w", p.IG.Spec.Name, err)
 	}
+	defer tfops.Free(out...)
 	if probs, err = tfops.Float32s(out[0]); err != nil {
 		return nil, nil, err
 	}

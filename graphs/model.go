@@ -52,6 +52,10 @@ type TrainGraph struct {
 // Preprocess applies (x − mean) / std per channel, the one preprocessing
 // definition shared by training, evaluation, prediction and export.
 func Preprocess(s *op.Scope, images tf.Output, mean, std [3]float32) tf.Output {
+	if mean == [3]float32{} && std == [3]float32{1, 1, 1} {
+		// --normalize none (the default): two passes over every batch saved.
+		return images
+	}
 	s = s.SubScope("preprocess")
 	inv := [3]float32{1 / std[0], 1 / std[1], 1 / std[2]}
 	centred := op.Sub(s, images, tfgo.Const(s, mean[:]))
@@ -110,6 +114,11 @@ func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
 	}
 	grads, err := g.AddGradients("gradients", []tf.Output{tg.Loss}, wrt, nil)
 	if err != nil {
+		return nil, fmt.Errorf("gradients of %s: %w", cfg.Network.Name, err)
+	}
+	// Lets grappler fuse each Conv2D/MatMul + BiasAdd + Relu of the
+	// training pass (see tfops.ReluGradsFromOutputs).
+	if _, err := tfops.ReluGradsFromOutputs(g); err != nil {
 		return nil, fmt.Errorf("gradients of %s: %w", cfg.Network.Name, err)
 	}
 	apply, err := ApplyGradients(root.SubScope("optimizer"), tg.Store, cfg.Optimizer, tg.Params, grads, tg.LR)

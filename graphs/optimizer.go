@@ -165,20 +165,15 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 	updates := []*tf.Operation{op.AssignVariableOp(assignScope(ss, "assign"), stepVar.Handle, tNext)}
 
 	// Step-wide scalars in float64, as PyTorch computes them in Python:
-	// bias corrections 1−βᵗ, the step size lr/(1−β1ᵗ) and AdamW's 1−lr·λ.
-	var stepSize, bc2Sqrt, decayFactor tf.Output
+	// bias corrections 1−βᵗ, Adam's step size and ε, and AdamW's 1−lr·λ.
+	var adam adamScalars
+	var decayFactor tf.Output
 	if cfg.Name == OptimizerAdam || cfg.Name == OptimizerAdamW {
-		hs := s.SubScope("hyper")
-		lr64 := op.Cast(hs.SubScope("lr64"), lr, tf.Double)
-		t64 := op.Cast(hs.SubScope("t64"), tNext, tf.Double)
-		one := op.Const(hs.SubScope("one"), float64(1))
-		bc1 := op.Sub(hs.SubScope("bias_correction1"), one, op.Pow(hs.SubScope("beta1_t"), op.Const(hs.SubScope("beta1"), cfg.Beta1), t64))
-		bc2 := op.Sub(hs.SubScope("bias_correction2"), one, op.Pow(hs.SubScope("beta2_t"), op.Const(hs.SubScope("beta2"), cfg.Beta2), t64))
-		stepSize = op.Cast(hs.SubScope("step_size"), op.Div(hs.SubScope("lr_over_bc1"), lr64, bc1), tf.Float)
-		bc2Sqrt = op.Cast(hs.SubScope("bias_correction2_sqrt"), op.Sqrt(hs.SubScope("sqrt_bc2"), bc2), tf.Float)
+		adam = newAdamScalars(s.SubScope("hyper"), cfg, lr, tNext)
 		if cfg.Name == OptimizerAdamW && cfg.WeightDecay > 0 {
-			lrDecay := op.Mul(hs.SubScope("lr_decay"), lr64, op.Const(hs.SubScope("weight_decay"), cfg.WeightDecay))
-			decayFactor = op.Cast(hs.SubScope("decay_factor"), op.Sub(hs.SubScope("one_minus_lr_decay"), one, lrDecay), tf.Float)
+			hs := s.SubScope("hyper")
+			lrDecay := op.Mul(hs.SubScope("lr_decay"), adam.lr64, op.Const(hs.SubScope("weight_decay"), cfg.WeightDecay))
+			decayFactor = op.Cast(hs.SubScope("decay_factor"), op.Sub(hs.SubScope("one_minus_lr_decay"), adam.one, lrDecay), tf.Float)
 		}
 	}
 	f32 := func(vs *op.Scope, name string, v float64) tf.Output { return op.Const(vs.SubScope(name), float32(v)) }
@@ -191,9 +186,7 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 			// Coupled L2 (Adam, SGD): g ← g + λ·w.
 			g = op.AddV2(vs.SubScope("l2"), g, op.Mul(vs.SubScope("decay"), w, f32(vs, "weight_decay", cfg.WeightDecay)))
 		}
-		var wNext tf.Output
-		switch cfg.Name {
-		case OptimizerSGD:
+		if cfg.Name == OptimizerSGD {
 			step := g
 			if cfg.Momentum > 0 {
 				// b ← μ·b + g from b = 0: the first step gives b = g, which is
@@ -203,36 +196,21 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 				step = op.AddV2(vs.SubScope("momentum_next"), op.Mul(vs.SubScope("momentum_decay"), b, f32(vs, "mu", cfg.Momentum)), g)
 				updates = append(updates, op.AssignVariableOp(assignScope(vs, "momentum_assign"), slot.Handle, step))
 			}
-			wNext = op.Sub(vs.SubScope("next"), w, op.Mul(vs.SubScope("lr_step"), lr, step))
-		default: // adam, adamw
-			mSlot := store.NewState(SlotName(v.Name, "m"), v.Shape, 0)
-			vSlot := store.NewState(SlotName(v.Name, "v"), v.Shape, 0)
-			m := op.ReadVariableOp(vs.SubScope("m_read"), mSlot.Handle, tf.Float)
-			sq := op.ReadVariableOp(vs.SubScope("v_read"), vSlot.Handle, tf.Float)
-			// m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
-			mNext := op.AddV2(vs.SubScope("m_next"),
-				op.Mul(vs.SubScope("m_decay"), m, f32(vs, "beta1", cfg.Beta1)),
-				op.Mul(vs.SubScope("m_new"), g, f32(vs, "one_minus_beta1", 1-cfg.Beta1)))
-			vNext := op.AddV2(vs.SubScope("v_next"),
-				op.Mul(vs.SubScope("v_decay"), sq, f32(vs, "beta2", cfg.Beta2)),
-				op.Mul(vs.SubScope("v_new"), op.Square(vs.SubScope("g2"), g), f32(vs, "one_minus_beta2", 1-cfg.Beta2)))
-			// w ← w − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε), PyTorch's grouping:
-			// ε is added after the bias correction of √v.
-			denom := op.AddV2(vs.SubScope("denom"),
-				op.Div(vs.SubScope("v_hat_sqrt"), op.Sqrt(vs.SubScope("v_sqrt"), vNext), bc2Sqrt),
-				f32(vs, "epsilon", cfg.Epsilon))
-			step := op.Mul(vs.SubScope("step"), stepSize, op.Div(vs.SubScope("m_over_denom"), mNext, denom))
-			base := w
-			if cfg.Name == OptimizerAdamW && cfg.decays(v) {
-				// Decoupled decay on the pre-update weights: w ← w·(1 − lr·λ).
-				base = op.Mul(vs.SubScope("decayed"), w, decayFactor)
-			}
-			wNext = op.Sub(vs.SubScope("next"), base, step)
-			updates = append(updates,
-				op.AssignVariableOp(assignScope(vs, "m_assign"), mSlot.Handle, mNext),
-				op.AssignVariableOp(assignScope(vs, "v_assign"), vSlot.Handle, vNext))
+			wNext := op.Sub(vs.SubScope("next"), w, op.Mul(vs.SubScope("lr_step"), lr, step))
+			updates = append(updates, op.AssignVariableOp(assignScope(vs, "assign"), v.Handle, wNext))
+			continue
 		}
-		updates = append(updates, op.AssignVariableOp(assignScope(vs, "assign"), v.Handle, wNext))
+		// Adam, AdamW.
+		mSlot := store.NewState(SlotName(v.Name, "m"), v.Shape, 0)
+		vSlot := store.NewState(SlotName(v.Name, "v"), v.Shape, 0)
+		as := assignScope(vs, "adam")
+		if cfg.Name == OptimizerAdamW && cfg.decays(v) {
+			// Decoupled decay on the pre-update weights: w ← w·(1 − lr·λ),
+			// then the Adam step on the decayed weights.
+			decay := op.AssignVariableOp(assignScope(vs, "decay"), v.Handle, op.Mul(vs.SubScope("decayed"), w, decayFactor))
+			as = as.WithControlDependencies(decay)
+		}
+		updates = append(updates, adam.apply(as, v.Handle, mSlot.Handle, vSlot.Handle, g))
 	}
 	apply := op.NoOp(s.SubScope("apply").WithControlDependencies(updates...))
 	if err := s.Err(); err != nil {
@@ -242,6 +220,47 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 		return nil, fmt.Errorf("creating optimizer slots: %w", err)
 	}
 	return apply, nil
+}
+
+// adamScalars are the step-wide inputs of ResourceApplyAdam that make it
+// compute PyTorch's Adam step.
+//
+// TensorFlow's kernel updates m, v and w in one pass over the tensors (the
+// graph of separate element-wise ops it replaces made some fifteen passes,
+// each allocating a tensor the size of the variable) as
+//
+//	m ← m + (g − m)(1 − β1);  v ← v + (g² − v)(1 − β2)
+//	w ← w − α·m / (√v + ε̂),  α = lr·√(1 − β2ᵖ) / (1 − β1ᵖ)
+//
+// PyTorch's w ← w − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε) is the same with
+// α = lr·√(1−β2ᵗ)/(1−β1ᵗ) and ε̂ = ε·√(1−β2ᵗ). Both are computed here in
+// float64 and the kernel's own bias correction is switched off with
+// β1ᵖ = β2ᵖ = 0 (in float32, 1 − 0.999 would lose five digits).
+type adamScalars struct {
+	lr64, one         tf.Output // float64 learning rate and 1, for AdamW's decay factor
+	alpha, epsilon    tf.Output // float32 α and ε̂
+	beta1, beta2, off tf.Output // float32 β1, β2 and 0
+}
+
+func newAdamScalars(s *op.Scope, cfg OptimizerConfig, lr, tNext tf.Output) adamScalars {
+	var a adamScalars
+	a.lr64 = op.Cast(s.SubScope("lr64"), lr, tf.Double)
+	t64 := op.Cast(s.SubScope("t64"), tNext, tf.Double)
+	a.one = op.Const(s.SubScope("one"), float64(1))
+	bc1 := op.Sub(s.SubScope("bias_correction1"), a.one, op.Pow(s.SubScope("beta1_t"), op.Const(s.SubScope("beta1"), cfg.Beta1), t64))
+	bc2 := op.Sub(s.SubScope("bias_correction2"), a.one, op.Pow(s.SubScope("beta2_t"), op.Const(s.SubScope("beta2"), cfg.Beta2), t64))
+	bc2Sqrt := op.Sqrt(s.SubScope("sqrt_bc2"), bc2)
+	a.alpha = op.Cast(s.SubScope("alpha"), op.Mul(s.SubScope("alpha64"), op.Div(s.SubScope("lr_over_bc1"), a.lr64, bc1), bc2Sqrt), tf.Float)
+	a.epsilon = op.Cast(s.SubScope("epsilon_hat"), op.Mul(s.SubScope("epsilon_hat64"), op.Const(s.SubScope("epsilon"), cfg.Epsilon), bc2Sqrt), tf.Float)
+	a.beta1 = op.Const(s.SubScope("beta1_f32"), float32(cfg.Beta1))
+	a.beta2 = op.Const(s.SubScope("beta2_f32"), float32(cfg.Beta2))
+	a.off = op.Const(s.SubScope("no_bias_correction"), float32(0))
+	return a
+}
+
+// apply adds the in-place Adam update of the variable w with slots m, v.
+func (a adamScalars) apply(s *op.Scope, w, m, v, g tf.Output) *tf.Operation {
+	return op.ResourceApplyAdam(s, w, m, v, a.off, a.off, a.alpha, a.beta1, a.beta2, a.epsilon, g)
 }
 
 // checkApplyArgs rejects arguments ApplyGradients would turn into a broken

@@ -67,10 +67,22 @@ func (t *Trainer) TrainBatch(b *augment.Batch, lr float64, step int64) (loss flo
 	stepT, _ := tf.NewTensor(step)
 	feeds[t.TG.LR], feeds[t.TG.RNGStep] = lrT, stepT
 	out, err := t.Sess.Run(feeds, []tf.Output{t.TG.Loss, t.TG.Correct}, []*tf.Operation{t.TG.Step})
+	freeFeeds(feeds)
 	if err != nil {
 		return 0, 0, fmt.Errorf("training step %d: %w", step, err)
 	}
-	return float64(out[0].Value().(float32)), int(out[1].Value().(int32)), nil
+	loss, correct = float64(out[0].Value().(float32)), int(out[1].Value().(int32))
+	tfops.Free(out...)
+	return loss, correct, nil
+}
+
+// freeFeeds releases the fed tensors once Session.Run has returned, instead
+// of leaving a batch's worth of TensorFlow memory per step to the garbage
+// collector (see tfops.Free).
+func freeFeeds(feeds map[tf.Output]*tf.Tensor) {
+	for _, t := range feeds {
+		tfops.Free(t)
+	}
 }
 
 // EvalResult summarises a pass of the inference path over a data set.
@@ -107,12 +119,14 @@ func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes 
 			return res, err
 		}
 		out, err := t.Sess.Run(feeds, []tf.Output{t.TG.ExampleLoss, t.TG.Probs}, nil)
+		freeFeeds(feeds)
 		if err != nil {
 			b.Release()
 			return res, fmt.Errorf("evaluating: %w", err)
 		}
 		losses := out[0].Value().([]float32)
 		probs, _ := tfops.Float32s(out[1])
+		tfops.Free(out...)
 		for i := 0; i < b.N; i++ {
 			p := probs[i*classes : (i+1)*classes]
 			res.Confusion.Add(int(b.Labels[i]), Argmax(p))
