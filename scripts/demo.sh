@@ -86,7 +86,7 @@ step "6/6 report → $OUT/report"
 "$KFASH" report "$RUN" --out "$OUT/report" --split test
 
 secs=$(($(date +%s) - START))
-photo=$(find "$DATA/Test" -type f -name '*.png' | sort | head -n1)
+photo=$(find "$DATA/Test" -type f -name '*.png' | sort | sed -n 1p) # sed, not head: no SIGPIPE under pipefail
 cat >&2 <<EOF
 
 demo done in $((secs / 60)) min $((secs % 60)) s.
