@@ -26,7 +26,7 @@ import (
 
 // Measures 'kfash-tf bench NETWORK' can take (--measure).
 const (
-	measureTrain   = "train"   // training steps/s at --batch
+	measureTrain   = "train"   // training images/s at --batch
 	measureInfer   = "infer"   // inference images/s at --infer-batch
 	measureLatency = "latency" // one image through the inference graph
 )
