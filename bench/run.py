@@ -273,35 +273,42 @@ class Bench:
         return recs
 
 
-def load_results(a, path):
-    """Rebuilds a Bench from a results file (for --regenerate): the samples of
-    every record, the versions and the machine's load."""
-    doc = json.load(open(path))
+def load_results(a, paths):
+    """Rebuilds a Bench from results files (for --regenerate): the samples of
+    every record, the versions and the machine's load. Several files (runs of
+    the same code) are merged: their repeats add up."""
     b = Bench(a)
-    b.versions, b.errors = doc.get("versions", {}), doc.get("errors", [])
-    b.jit = {"keras": doc.get("keras_jit_compile")}
-    b.load_before = tuple(doc["machine"]["load_before"])
-    b.load_after = tuple(doc["machine"]["load_after"])
-    b.elapsed = doc.get("elapsed_seconds", 0)
-    b.date = doc.get("date")
-    a.repeats = doc.get("repeats", a.repeats)
+    b.elapsed, a.repeats = 0, 0
     internal = {v: k for k, v in NAMES.items()}
-    networks = []
-    for r in doc["records"]:
-        m = internal.get(r["measure"], r["measure"])
-        n = r["network"]
-        if n and n not in networks:
-            networks.append(n)
-        if m == "train_peak_fraction":
-            continue  # derived
-        values = [v * 2**20 if m == "rss" else v for v in r["repeats"]]
-        if m == "pipeline":
-            key = ("kfash-tf", f"size{r['input_size']}", 32, "pipeline")
-            if key not in b.samples:
-                b.samples[key] = values
-            continue
-        b.samples[(r["system"], n, r["batch"], m)] = values
-    return b, doc, [n for n in ORDER if n in networks]
+    networks, docs = [], []
+    for path in paths:
+        doc = json.load(open(path))
+        docs.append(doc)
+        b.versions, b.errors = doc.get("versions", {}), b.errors + doc.get("errors", [])
+        b.jit = {"keras": doc.get("keras_jit_compile")}
+        load = doc["machine"]
+        b.load_before = max(tuple(load["load_before"]), getattr(b, "load_before", (0, 0, 0)))
+        b.load_after = max(tuple(load["load_after"]), getattr(b, "load_after", (0, 0, 0)))
+        b.elapsed += doc.get("elapsed_seconds", 0)
+        b.date = doc.get("date")
+        a.repeats += doc.get("repeats", 1)
+        seen = set()
+        for r in doc["records"]:
+            m = internal.get(r["measure"], r["measure"])
+            n = r["network"]
+            if n and n not in networks:
+                networks.append(n)
+            if m == "train_peak_fraction":
+                continue  # derived
+            values = [v * 2**20 if m == "rss" else v for v in r["repeats"]]
+            key = (r["system"], n, r["batch"], m)
+            if m == "pipeline":  # one record per network, one measure per size
+                key = ("kfash-tf", f"size{r['input_size']}", 32, "pipeline")
+            if key in seen:
+                continue
+            seen.add(key)
+            b.samples.setdefault(key, []).extend(values)
+    return b, docs[-1], [n for n in ORDER if n in networks]
 
 
 # --- Markdown ------------------------------------------------------------
@@ -528,7 +535,9 @@ def main():
     p.add_argument("--results", help="JSON output (default bench/results.json; quick: bench/results-quick.json)")
     p.add_argument("--markdown", help="Markdown file to update (default BENCHMARKS.md for a full run, none for quick)")
     p.add_argument("--command", default=None, help="the command named in BENCHMARKS.md")
-    p.add_argument("--regenerate", metavar="RESULTS", help="measure nothing: rewrite RESULTS and the Markdown from RESULTS")
+    p.add_argument("--regenerate", metavar="RESULTS", nargs="+",
+                   help="measure nothing: the tables again from RESULTS (several files of runs of the same code are "
+                        "merged); writes --results (default: the first RESULTS) and the Markdown")
     a = p.parse_args()
     if a.regenerate:
         return regenerate(a)
@@ -563,7 +572,7 @@ def regenerate(a):
     versions = dict(b.versions)
     b.load_models()
     b.versions = versions
-    a.results = a.regenerate
+    a.results = a.results or a.regenerate[0]
     if a.markdown is None and doc.get("mode") == "full":
         a.markdown = os.path.join(ROOT, "BENCHMARKS.md")
     write_outputs(a, b, networks, SYSTEMS, a.command or doc.get("command", "make bench"), doc)
