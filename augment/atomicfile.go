@@ -43,13 +43,14 @@ func WriteFileAtomicTemp(path, tmpPattern string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncPath(dir)
 }
 
-// syncDir fsyncs a folder, which makes a rename in it durable. File systems
-// that cannot fsync a folder report EINVAL; that is not an error here.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// SyncPath fsyncs a file or a folder (a folder's fsync makes a rename or a
+// file created in it durable). File systems that cannot fsync a folder
+// report EINVAL; that is not an error here.
+func SyncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
@@ -171,7 +170,7 @@ func (sv *Saver) Save(sess *tf.Session, prefix string) error {
 		return err
 	}
 	for _, f := range files {
-		if err := syncPath(f); err != nil {
+		if err := augment.SyncPath(f); err != nil {
 			return fmt.Errorf("saving checkpoint %s: %w", prefix, err)
 		}
 	}
@@ -492,10 +491,10 @@ func (d CheckpointDir) Write(sess *tf.Session, sv *Saver, names []string, st Che
 		return err
 	}
 	// The folder's entries, then the folder's own entry in Dir.
-	if err := syncPath(path); err != nil {
+	if err := augment.SyncPath(path); err != nil {
 		return err
 	}
-	if err := syncPath(d.Dir); err != nil {
+	if err := augment.SyncPath(d.Dir); err != nil {
 		return err
 	}
 
@@ -624,22 +623,4 @@ func writeSynced(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncPath fsyncs a file or a folder (a folder's fsync makes the entries
-// created in it durable). Filesystems that cannot sync folders say EINVAL,
-// which is not an error here.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if errors.Is(err, syscall.EINVAL) {
-		err = nil
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -334,7 +335,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	}
 
 	for _, d := range []string{filepath.Join(tmp, "variables"), filepath.Join(tmp, filepath.Dir(LabelsAsset)), tmp} {
-		if err := syncPath(d); err != nil {
+		if err := augment.SyncPath(d); err != nil {
 			return res, err
 		}
 	}
@@ -347,7 +348,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 		return res, fmt.Errorf("moving the export into %s: %w", final, err)
 	}
 	committed = true
-	return res, syncPath(outDir)
+	return res, augment.SyncPath(outDir)
 }
 
 // resolveExportCheckpoint finds the checkpoint called name, or best then
