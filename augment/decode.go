@@ -67,12 +67,22 @@ func DecodeBytes(data []byte) (*image.RGBA, error) {
 // Errors name the path and the reason, for example
 // "augment: /x/y.jpg: truncated JPEG: unexpected EOF".
 func (o DecodeOptions) DecodeFile(path string) (*image.RGBA, error) {
+	img, err := o.decodeFileImage(path)
+	if err != nil {
+		return nil, err
+	}
+	return toRGB(img), nil
+}
+
+// decodeFileImage is DecodeFile returning the decoder's image unconverted
+// (see decodeImage), with the same errors.
+func (o DecodeOptions) decodeFileImage(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("augment: %s: cannot read: %w", path, unwrapPathError(err))
 	}
 	defer f.Close()
-	img, err := o.decode(f)
+	img, err := o.decodeImage(f)
 	if err != nil {
 		return nil, fmt.Errorf("augment: %s: %w", path, err)
 	}
@@ -82,17 +92,29 @@ func (o DecodeOptions) DecodeFile(path string) (*image.RGBA, error) {
 // DecodeBytes is DecodeFile for an encoded image held in memory; its errors
 // name no path.
 func (o DecodeOptions) DecodeBytes(data []byte) (*image.RGBA, error) {
-	img, err := o.decode(bytes.NewReader(data))
+	img, err := o.decodeBytesImage(data)
+	if err != nil {
+		return nil, err
+	}
+	return toRGB(img), nil
+}
+
+// decodeBytesImage is DecodeBytes returning the decoder's image unconverted.
+func (o DecodeOptions) decodeBytesImage(data []byte) (image.Image, error) {
+	img, err := o.decodeImage(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("augment: %w", err)
 	}
 	return img, nil
 }
 
-// decode reads the header, enforces the pixel limit, then decodes the whole
+// decodeImage reads the header, enforces the pixel limit, then decodes the whole
 // image from the start of r. Errors carry no "augment:" prefix and no path:
 // the callers add them.
-func (o DecodeOptions) decode(r io.ReadSeeker) (img *image.RGBA, err error) {
+// decodeImage is decode without the conversion to RGBA: it returns the
+// decoder's own image (a JPEG's *image.YCbCr), which the resizer reads
+// directly instead of converting every full-size pixel first.
+func (o DecodeOptions) decodeImage(r io.ReadSeeker) (img image.Image, err error) {
 	// The decoders parse untrusted bytes; a bug in one of them must cost
 	// the trainer one skipped image, not the whole run.
 	defer func() {
@@ -137,7 +159,7 @@ func (o DecodeOptions) decode(r io.ReadSeeker) (img *image.RGBA, err error) {
 		return nil, fmt.Errorf("%s decoded to %dx%d but its header says %dx%d",
 			formatName(format), b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 	}
-	return toRGB(src), nil
+	return src, nil
 }
 
 // toRGB converts any image to an opaque *image.RGBA with bounds at the

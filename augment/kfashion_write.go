@@ -308,10 +308,11 @@ func (im *kfImporter) importOne(c *kfCandidate, dir string) kfResult {
 		if err != nil {
 			return unreadable(err)
 		}
-		img, err := DecodeOptions{}.decode(bytes.NewReader(data))
+		src, err := DecodeOptions{}.decodeImage(bytes.NewReader(data))
 		if err != nil {
 			return unreadable(err)
 		}
+		img := toRGB(src)
 		rect, ok := outfitRect(c.label, img.Bounds().Dx(), img.Bounds().Dy())
 		if !ok {
 			return kfResult{skip: KFashionSkipNoGarmentBox, detail: c.label.entry.Path}

@@ -3,31 +3,24 @@ package augment
 import (
 	"fmt"
 	"image"
-
-	"github.com/disintegration/gift"
 )
 
-// Resize stretches img to size×size with bilinear resampling
-// (gift.LinearResampling). It neither crops nor preserves the aspect ratio,
-// like the seed study's loader, so the whole garment stays in the frame.
+// Resize stretches img to size×size, an opaque RGB image, with the
+// antialiased bilinear filter of gift.LinearResampling (see resize.go). It
+// neither crops nor preserves the aspect ratio, like the seed study's
+// loader, so the whole garment stays in the frame. Translucent pixels count
+// as their composite over black, as DecodeFile makes them.
 func Resize(img image.Image, size int) (*image.RGBA, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("augment: resize: size must be positive, got %d", size)
 	}
+	if b := img.Bounds(); b.Empty() {
+		return nil, fmt.Errorf("augment: resize: empty image (%dx%d)", b.Dx(), b.Dy())
+	}
 	dst := image.NewRGBA(image.Rect(0, 0, size, size))
-	resizeInto(dst, img)
+	var r resizer
+	r.resize(dst, img)
 	return dst, nil
-}
-
-// resizeInto stretches src to the bounds of dst, overwriting every pixel of
-// dst (so dst may be reused between images).
-func resizeInto(dst *image.RGBA, src image.Image) {
-	b := dst.Bounds()
-	g := gift.New(gift.Resize(b.Dx(), b.Dy(), gift.LinearResampling))
-	// The loader already runs one image per core; gift's own goroutines
-	// would only add scheduling overhead.
-	g.SetParallelization(false)
-	g.Draw(dst, src)
 }
 
 // ToFloat32 writes the RGB values of img, 0–255, into dst in HWC order (row
@@ -64,10 +57,24 @@ func toFloat32(img *image.RGBA, dst []float32) {
 // returns its pixels as float32 HWC RGB values in 0–255: exactly what the
 // loader feeds the network for an unaugmented image, for prediction.
 func PreprocessFile(path string, size int) ([]float32, error) {
-	img, err := DecodeFile(path)
+	img, err := DecodeOptions{}.decodeFileImage(path)
 	if err != nil {
 		return nil, err
 	}
+	return preprocess(img, size)
+}
+
+// PreprocessBytes is PreprocessFile for an encoded image held in memory,
+// with o's limits: what a server does with an uploaded image.
+func (o DecodeOptions) PreprocessBytes(data []byte, size int) ([]float32, error) {
+	img, err := o.decodeBytesImage(data)
+	if err != nil {
+		return nil, err
+	}
+	return preprocess(img, size)
+}
+
+func preprocess(img image.Image, size int) ([]float32, error) {
 	resized, err := Resize(img, size)
 	if err != nil {
 		return nil, err

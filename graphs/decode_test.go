@@ -3,14 +3,12 @@ package graphs
 import (
 	"bytes"
 	"image"
-	"image/color"
 	"image/color/palette"
 	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"math"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +20,7 @@ import (
 	"golang.org/x/image/bmp"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 )
 
 // decoder is a graph holding only the in-graph decoder, run in Go.
@@ -106,24 +105,6 @@ func diffStats(a, b []float32) (maxDiff, mean float64) {
 	return maxDiff, mean / float64(len(a))
 }
 
-// noiseImage is a w×h opaque image of smooth gradients plus noise: enough
-// detail for the filter to matter.
-func noiseImage(w, h int, seed int64) *image.RGBA {
-	rng := rand.New(rand.NewSource(seed))
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.SetRGBA(x, y, color.RGBA{
-				R: uint8(x*200/w + rng.Intn(56)),
-				G: uint8(y*200/h + rng.Intn(56)),
-				B: uint8(rng.Intn(256)),
-				A: 255,
-			})
-		}
-	}
-	return img
-}
-
 func encodeImage(t testing.TB, format string, img image.Image) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -141,7 +122,7 @@ func encodeImage(t testing.TB, format string, img image.Image) []byte {
 		for k := 0; k < 3; k++ {
 			p := image.NewPaletted(img.Bounds(), palette.Plan9)
 			draw.Draw(p, p.Bounds(), img, image.Point{}, draw.Src)
-			img = noiseImage(img.Bounds().Dx(), img.Bounds().Dy(), int64(100+k))
+			img = augmenttest.Noise(img.Bounds().Dx(), img.Bounds().Dy(), int64(100+k))
 			frames = append(frames, p)
 		}
 		err = gif.EncodeAll(&buf, &gif.GIF{Image: frames, Delay: []int{10, 10, 10}})
@@ -177,7 +158,7 @@ func TestDecodeImagesMatchesGoPipeline(t *testing.T) {
 	d := newDecoder(t, size)
 	var files [][]byte
 	for i, c := range cases {
-		files = append(files, encodeImage(t, c.format, noiseImage(c.w, c.h, int64(i))))
+		files = append(files, encodeImage(t, c.format, augmenttest.Noise(c.w, c.h, int64(i))))
 	}
 	got, err := d.decode(files)
 	if err != nil {

@@ -578,15 +578,12 @@ func (m *Model) DecodeImage(data []byte) ([]float32, error) {
 }
 
 func (m *Model) decodeInto(data []byte, dst []float32) error {
-	img, err := m.Decode.DecodeBytes(data)
+	px, err := m.Decode.PreprocessBytes(data, m.size)
 	if err != nil {
 		return err
 	}
-	resized, err := augment.Resize(img, m.size)
-	if err != nil {
-		return err
-	}
-	return augment.ToFloat32(resized, dst)
+	copy(dst, px)
+	return nil
 }
 
 // CheckImage reads only the header of an encoded image and checks that it

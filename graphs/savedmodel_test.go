@@ -14,6 +14,7 @@ import (
 	pb "github.com/galeone/tensorflow/tensorflow/go/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -226,9 +227,9 @@ func TestExportSavedModel(t *testing.T) {
 	// precision; against the Go pipeline the pixels differ by ≤1 level (the
 	// resize's rounding), and so the probabilities barely.
 	files := [][]byte{
-		encodeImage(t, "png", noiseImage(40, 30, 1)),
-		encodeImage(t, "jpeg", noiseImage(300, 200, 2)),
-		encodeImage(t, "gif", noiseImage(120, 160, 3)),
+		encodeImage(t, "png", augmenttest.Noise(40, 30, 1)),
+		encodeImage(t, "jpeg", augmenttest.Noise(300, 200, 2)),
+		encodeImage(t, "gif", augmenttest.Noise(120, 160, 3)),
 	}
 	strs := make([]string, len(files))
 	var goPx []float32

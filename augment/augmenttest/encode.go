@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"math/rand"
@@ -46,4 +48,23 @@ func PNGBomb(width, height uint32) []byte {
 	chunk("IHDR", ihdr)
 	chunk("IDAT", []byte{0x78, 0x9c, 0x62, 0x60})
 	return b.Bytes()
+}
+
+// Noise is a w×h opaque image of smooth gradients plus noise, the same for
+// the same seed: enough detail for a resampling filter to matter, for
+// tests that compare two implementations of one.
+func Noise(w, h int, seed int64) *image.RGBA {
+	rng := rand.New(rand.NewSource(seed))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.SetRGBA(x, y, color.RGBA{
+				R: uint8(x*200/w + rng.Intn(56)),
+				G: uint8(y*200/h + rng.Intn(56)),
+				B: uint8(rng.Intn(256)),
+				A: 255,
+			})
+		}
+	}
+	return img
 }
