@@ -337,29 +337,8 @@ func TestOpenModelSavedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	images := loaderImages(2, 150, 9)
-	a, err := m.Predict(images, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := r.Predict(images, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if i, ok := closeEnough(a, b, 1e-6); !ok {
-		t.Errorf("SavedModel and run folder differ at %d: %v vs %v", i, a, b)
-	}
-	files := [][]byte{augmenttest.PNG(1, 64, 3)}
-	a, err = m.PredictBytes(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err = r.PredictBytes(files); err != nil {
-		t.Fatal(err)
-	}
-	if i, ok := closeEnough(a, b, 1e-6); !ok {
-		t.Errorf("PredictBytes: SavedModel and run folder differ at %d: %v vs %v", i, a, b)
-	}
+	samePredictions(t, "SavedModel and run folder", m, r, loaderImages(2, 150, 9),
+		[][]byte{augmenttest.PNG(1, 64, 3)}, 1e-6, 1e-6)
 	sigs := m.Signatures()
 	if s := sigs["serving_default"]; s.MethodName != "tensorflow/serving/predict" || s.Inputs["images"].Name == "" {
 		t.Errorf("serving_default: %+v", s)
@@ -414,33 +393,42 @@ func TestOpenModelExported(t *testing.T) {
 	if strings.Join(m.Classes(), ",") != strings.Join(r.Classes(), ",") || m.InputSize() != r.InputSize() {
 		t.Errorf("export: classes %v size %d; run: %v %d", m.Classes(), m.InputSize(), r.Classes(), r.InputSize())
 	}
-	images := loaderImages(2, 150, 4)
-	a, err := m.Predict(images, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := r.Predict(images, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if i, ok := closeEnough(a, b, 1e-5); !ok {
-		t.Errorf("exported SavedModel and run differ at %d: %v vs %v", i, a, b)
-	}
-	// In-graph decoding resizes like the Go pipeline, up to rounding.
+	// In-graph decoding (serving_bytes) resizes like the Go pipeline, up
+	// to rounding: hence the looser tolerance for encoded images.
 	files := [][]byte{augmenttest.PNG(0, 40, 1), augmenttest.PNG(2, 200, 2)}
+	samePredictions(t, "exported SavedModel and run folder", m, r, loaderImages(2, 150, 4), files, 1e-5, 1e-2)
+	if _, err := m.PredictBytes([][]byte{augmenttest.PNGBomb(20000, 20000)}); !errors.Is(err, augment.ErrTooLarge) {
+		t.Errorf("in-graph PredictBytes(bomb) = %v, want ErrTooLarge before TensorFlow sees it", err)
+	}
+	if _, err := m.PredictBytes([][]byte{files[1][:len(files[1])/2]}); err == nil {
+		t.Error("in-graph PredictBytes accepted a truncated PNG")
+	}
+}
+
+// samePredictions checks that two opened models agree: on decoded images
+// (Predict) within tolImages, on encoded files (PredictBytes) within
+// tolFiles. what names the pair in failures.
+func samePredictions(t *testing.T, what string, m, r *graphs.Model, images []float32, files [][]byte, tolImages, tolFiles float64) {
+	t.Helper()
+	n := len(images) / (m.InputSize() * m.InputSize() * 3)
+	a, err := m.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, ok := closeEnough(a, b, tolImages); !ok {
+		t.Errorf("Predict: %s differ at %d: %v vs %v", what, i, a, b)
+	}
 	if a, err = m.PredictBytes(files); err != nil {
 		t.Fatal(err)
 	}
 	if b, err = r.PredictBytes(files); err != nil {
 		t.Fatal(err)
 	}
-	if i, ok := closeEnough(a, b, 1e-2); !ok {
-		t.Errorf("serving_bytes and the Go decoder differ at %d: %v vs %v", i, a, b)
-	}
-	if _, err := m.PredictBytes([][]byte{augmenttest.PNGBomb(20000, 20000)}); !errors.Is(err, augment.ErrTooLarge) {
-		t.Errorf("in-graph PredictBytes(bomb) = %v, want ErrTooLarge before TensorFlow sees it", err)
-	}
-	if _, err := m.PredictBytes([][]byte{files[1][:len(files[1])/2]}); err == nil {
-		t.Error("in-graph PredictBytes accepted a truncated PNG")
+	if i, ok := closeEnough(a, b, tolFiles); !ok {
+		t.Errorf("PredictBytes: %s differ at %d: %v vs %v", what, i, a, b)
 	}
 }
