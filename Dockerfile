@@ -22,7 +22,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 
 # The TensorFlow C library gets its own layer so source edits do not refetch it.
-COPY scripts/libtensorflow.sh scripts/
+COPY scripts/libtensorflow.sh scripts/cache-lib.sh scripts/
 RUN bash scripts/libtensorflow.sh
 
 COPY . .

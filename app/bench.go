@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -250,7 +251,7 @@ func benchTrainThenRestore(p benchPlan, rep *BenchReport, w io.Writer) (*graphs.
 	defer trainer.Close()
 	if p.graphOut != "" {
 		if err := writeBenchGraph(p.graphOut, tg); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--graph-out %s: %w", p.graphOut, err)
 		}
 	}
 	if p.measures[measureTrain] {
@@ -295,17 +296,13 @@ func enableXLA() error {
 }
 
 // writeBenchGraph writes tg's GraphDef to path and the names a profiler
-// needs to run a training step to path.json.
+// needs to run a training step to path.json, each atomically.
 func writeBenchGraph(path string, tg *graphs.TrainGraph) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+	var def bytes.Buffer
+	if _, err := tg.Graph.WriteTo(&def); err != nil {
+		return fmt.Errorf("serialising the graph for %s: %w", path, err)
 	}
-	if _, err := tg.Graph.WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := graphs.WriteFileAtomic(path, def.Bytes()); err != nil {
 		return err
 	}
 	var inits []string
@@ -318,15 +315,11 @@ func writeBenchGraph(path string, tg *graphs.TrainGraph) error {
 		"loss": name(tg.Loss), "correct": name(tg.Correct), "step": tg.Step.Name(), "init": inits,
 		"logits": name(tg.Logits), "probs": name(tg.Probs),
 	}
-	f, err = os.Create(path + ".json")
-	if err != nil {
+	var js bytes.Buffer
+	if err := writeJSON(&js, names); err != nil {
 		return err
 	}
-	if err := writeJSON(f, names); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return graphs.WriteFileAtomic(path+".json", js.Bytes())
 }
 
 // syntheticBatch is n random images (0–255) with labels cycling through the

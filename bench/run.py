@@ -412,7 +412,9 @@ def mem_total():
         return "?"
 
 
-def markdown(b, networks, systems, recs, command):
+def markdown(b, networks, recs, command):
+    """The tables, columns always in SYSTEMS order (a system not measured
+    shows as —)."""
     med = b.median
     peak = med("tensorflow", "", 0, "matmul")
     L = []
@@ -457,7 +459,7 @@ def markdown(b, networks, systems, recs, command):
         L.append("|---|---:|---:|---:|---:|---:|---:|---|")
         for n in networks:
             batch = 32 if batch_kind == "32" else PLAN[n]["study"]
-            k, ke, t = (med(s, n, batch, "train") for s in systems)
+            k, ke, t = (med(s, n, batch, "train") for s in SYSTEMS)
             fr = [3 * b.flops[n] * x / (peak * 1e9) if x and peak else None for x in (k, ke, t)]
             L.append(f"| {n} | {batch} | {fmt(k)} | {fmt(ke)} | {fmt(t)} | {fmt_ratio(ratio(k, ke), True, 1.1)} | "
                      f"{fmt_ratio(ratio(k, t), True, 1.0)} | {' / '.join(fmt(x, 2) for x in fr)} |")
@@ -468,7 +470,7 @@ def markdown(b, networks, systems, recs, command):
     L.append("| network | kfash-tf | Keras (predict_on_batch) | PyTorch | kfash-tf/Keras (≥1.1) | kfash-tf/PyTorch |")
     L.append("|---|---:|---:|---:|---:|---:|")
     for n in networks:
-        k, ke, t = (med(s, n, 32, "infer") for s in systems)
+        k, ke, t = (med(s, n, 32, "infer") for s in SYSTEMS)
         L.append(f"| {n} | {fmt(k)} | {fmt(ke)} | {fmt(t)} | {fmt_ratio(ratio(k, ke), True, 1.1)} | {fmt_ratio(ratio(k, t))} |")
     L.append("")
 
@@ -477,7 +479,7 @@ def markdown(b, networks, systems, recs, command):
     L.append("| network | kfash-tf | Keras model(x) | Keras predict_on_batch | PyTorch | kfash-tf/Keras model(x) (<1) | kfash-tf/PyTorch |")
     L.append("|---|---:|---:|---:|---:|---:|---:|")
     for n in networks:
-        k, ke, t = (med(s, n, 1, "latency") for s in systems)
+        k, ke, t = (med(s, n, 1, "latency") for s in SYSTEMS)
         kc = med("keras", n, 1, "latency_compiled")
         L.append(f"| {n} | {fmt(k)} | {fmt(ke)} | {fmt(kc)} | {fmt(t)} | {fmt_ratio(ratio(k, ke), False, 1.0)} | "
                  f"{fmt_ratio(ratio(k, t))} |")
@@ -489,7 +491,7 @@ def markdown(b, networks, systems, recs, command):
     L.append("|---|---:|---:|---:|---:|---:|---:|")
     for n in networks:
         for batch in (32, PLAN[n]["study"]):
-            k, ke, t = (med(s, n, batch, "rss") for s in systems)
+            k, ke, t = (med(s, n, batch, "rss") for s in SYSTEMS)
             k, ke, t = (x / 2**20 if x else None for x in (k, ke, t))
             L.append(f"| {n} | {batch} | {fmt(k)} | {fmt(ke)} | {fmt(t)} | {fmt_ratio(ratio(k, ke))} | {fmt_ratio(ratio(k, t))} |")
     L.append("")
@@ -515,7 +517,7 @@ def markdown(b, networks, systems, recs, command):
 
     L.append("### Targets")
     L.append("")
-    L.extend(target_lines(b, networks, systems))
+    L.extend(target_lines(b, networks))
     if b.errors:
         L.append("")
         L.append("### Errors")
@@ -525,7 +527,7 @@ def markdown(b, networks, systems, recs, command):
     return "\n".join(L) + "\n"
 
 
-def target_lines(b, networks, systems):
+def target_lines(b, networks):
     med = b.median
     missed, met = [], 0
     for n in networks:
@@ -660,7 +662,7 @@ def write_outputs(a, b, networks, systems, command, old=None):
         json.dump(doc, f, indent=1)
         f.write("\n")
     os.replace(tmp, a.results)
-    block = markdown(b, networks, systems, recs, command)
+    block = markdown(b, networks, recs, command)
     if a.markdown:
         update_markdown(a.markdown, block)
     print(block)

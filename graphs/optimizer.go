@@ -167,14 +167,8 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 	// Step-wide scalars in float64, as PyTorch computes them in Python:
 	// bias corrections 1−βᵗ, Adam's step size and ε, and AdamW's 1−lr·λ.
 	var adam adamScalars
-	var decayFactor tf.Output
 	if cfg.Name == OptimizerAdam || cfg.Name == OptimizerAdamW {
 		adam = newAdamScalars(s.SubScope("hyper"), cfg, lr, tNext)
-		if cfg.Name == OptimizerAdamW && cfg.WeightDecay > 0 {
-			hs := s.SubScope("hyper")
-			lrDecay := op.Mul(hs.SubScope("lr_decay"), adam.lr64, op.Const(hs.SubScope("weight_decay"), cfg.WeightDecay))
-			decayFactor = op.Cast(hs.SubScope("decay_factor"), op.Sub(hs.SubScope("one_minus_lr_decay"), adam.one, lrDecay), tf.Float)
-		}
 	}
 	f32 := func(vs *op.Scope, name string, v float64) tf.Output { return op.Const(vs.SubScope(name), float32(v)) }
 
@@ -207,7 +201,7 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 		if cfg.Name == OptimizerAdamW && cfg.decays(v) {
 			// Decoupled decay on the pre-update weights: w ← w·(1 − lr·λ),
 			// then the Adam step on the decayed weights.
-			decay := op.AssignVariableOp(assignScope(vs, "decay"), v.Handle, op.Mul(vs.SubScope("decayed"), w, decayFactor))
+			decay := op.AssignVariableOp(assignScope(vs, "decay"), v.Handle, op.Mul(vs.SubScope("decayed"), w, adam.decayFactor))
 			as = as.WithControlDependencies(decay)
 		}
 		updates = append(updates, adam.apply(as, v.Handle, mSlot.Handle, vSlot.Handle, g))
@@ -237,24 +231,28 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 // float64 and the kernel's own bias correction is switched off with
 // β1ᵖ = β2ᵖ = 0 (in float32, 1 − 0.999 would lose five digits).
 type adamScalars struct {
-	lr64, one         tf.Output // float64 learning rate and 1, for AdamW's decay factor
 	alpha, epsilon    tf.Output // float32 α and ε̂
 	beta1, beta2, off tf.Output // float32 β1, β2 and 0
+	decayFactor       tf.Output // AdamW with weight decay: float32 1 − lr·λ
 }
 
 func newAdamScalars(s *op.Scope, cfg OptimizerConfig, lr, tNext tf.Output) adamScalars {
 	var a adamScalars
-	a.lr64 = op.Cast(s.SubScope("lr64"), lr, tf.Double)
+	lr64 := op.Cast(s.SubScope("lr64"), lr, tf.Double)
 	t64 := op.Cast(s.SubScope("t64"), tNext, tf.Double)
-	a.one = op.Const(s.SubScope("one"), float64(1))
-	bc1 := op.Sub(s.SubScope("bias_correction1"), a.one, op.Pow(s.SubScope("beta1_t"), op.Const(s.SubScope("beta1"), cfg.Beta1), t64))
-	bc2 := op.Sub(s.SubScope("bias_correction2"), a.one, op.Pow(s.SubScope("beta2_t"), op.Const(s.SubScope("beta2"), cfg.Beta2), t64))
+	one := op.Const(s.SubScope("one"), float64(1))
+	bc1 := op.Sub(s.SubScope("bias_correction1"), one, op.Pow(s.SubScope("beta1_t"), op.Const(s.SubScope("beta1"), cfg.Beta1), t64))
+	bc2 := op.Sub(s.SubScope("bias_correction2"), one, op.Pow(s.SubScope("beta2_t"), op.Const(s.SubScope("beta2"), cfg.Beta2), t64))
 	bc2Sqrt := op.Sqrt(s.SubScope("sqrt_bc2"), bc2)
-	a.alpha = op.Cast(s.SubScope("alpha"), op.Mul(s.SubScope("alpha64"), op.Div(s.SubScope("lr_over_bc1"), a.lr64, bc1), bc2Sqrt), tf.Float)
+	a.alpha = op.Cast(s.SubScope("alpha"), op.Mul(s.SubScope("alpha64"), op.Div(s.SubScope("lr_over_bc1"), lr64, bc1), bc2Sqrt), tf.Float)
 	a.epsilon = op.Cast(s.SubScope("epsilon_hat"), op.Mul(s.SubScope("epsilon_hat64"), op.Const(s.SubScope("epsilon"), cfg.Epsilon), bc2Sqrt), tf.Float)
 	a.beta1 = op.Const(s.SubScope("beta1_f32"), float32(cfg.Beta1))
 	a.beta2 = op.Const(s.SubScope("beta2_f32"), float32(cfg.Beta2))
 	a.off = op.Const(s.SubScope("no_bias_correction"), float32(0))
+	if cfg.Name == OptimizerAdamW && cfg.WeightDecay > 0 {
+		lrDecay := op.Mul(s.SubScope("lr_decay"), lr64, op.Const(s.SubScope("weight_decay"), cfg.WeightDecay))
+		a.decayFactor = op.Cast(s.SubScope("decay_factor"), op.Sub(s.SubScope("one_minus_lr_decay"), one, lrDecay), tf.Float)
+	}
 	return a
 }
 

@@ -36,8 +36,8 @@ TF_PIP_PLATFORM=manylinux2014_x86_64
 PROG=libtensorflow.sh
 NAME="libtensorflow-${TF_VERSION}-cpu"
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+# shellcheck source=scripts/cache-lib.sh
+. "$(dirname "$0")/cache-lib.sh"
 
 abspath() { # absolute path without requiring it to exist
 	case $1 in
@@ -102,23 +102,12 @@ install() {
 
 	mkdir -p "$CACHE_ROOT" || die "cannot create the cache dir $CACHE_ROOT; set KFASH_TF_CACHE to a writable dir"
 
-	# Serialise concurrent installs (e.g. two make runs); the loser finds the stamp.
+	cache_lock "$NAME" installed || return 0
 	if command -v flock >/dev/null 2>&1; then
-		exec 9>"$CACHE_ROOT/.$NAME.lock"
-		if ! flock -n 9; then
-			log "waiting for another install of $NAME to finish ..."
-			flock 9
-		fi
-		installed && return 0
 		# We hold the lock, so temp dirs left behind by killed runs are stale.
 		rm -rf "$CACHE_ROOT/.$NAME.tmp."*
 	fi
-
-	local avail_mb
-	avail_mb=$(df -Pk "$CACHE_ROOT" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024) }') || avail_mb=
-	if [ -n "$avail_mb" ] && [ "$avail_mb" -lt "$TF_NEED_FREE_MB" ]; then
-		die "not enough disk space in $CACHE_ROOT: installing needs about $TF_NEED_FREE_MB MB, $avail_mb MB free; free some space or set KFASH_TF_CACHE to another disk"
-	fi
+	need_free_mb "$TF_NEED_FREE_MB"
 
 	TMP=$(mktemp -d "$CACHE_ROOT/.$NAME.tmp.XXXXXX")
 	trap 'rm -rf "$TMP"' EXIT

@@ -17,8 +17,8 @@
 #   pyenv_installed_extra  extra checks of an installed venv (return 0: fine)
 #   pyenv_verify           checks after pip install; prints the version found
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+# shellcheck source=scripts/cache-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cache-lib.sh"
 
 pyenv_setup_paths() {
 	[ -n "${KFASH_TF_CACHE:-}" ] || [ -n "${HOME:-}" ] || die "neither KFASH_TF_CACHE nor HOME is set; set KFASH_TF_CACHE=/some/cache/dir"
@@ -51,21 +51,8 @@ pyenv_install() {
 		die "$BASE_PYTHON has no working venv module (Debian/Ubuntu: apt-get install python3-venv)"
 
 	mkdir -p "$CACHE_ROOT" || die "cannot create the cache dir $CACHE_ROOT; set KFASH_TF_CACHE to a writable dir"
-	# Serialise concurrent installs (two test binaries); the loser finds the stamp.
-	if command -v flock >/dev/null 2>&1; then
-		exec 9>"$CACHE_ROOT/.$NAME.lock"
-		if ! flock -n 9; then
-			log "waiting for another install of $NAME to finish ..."
-			flock 9
-		fi
-		pyenv_installed && return 0
-	fi
-
-	local avail_mb
-	avail_mb=$(df -Pk "$CACHE_ROOT" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024) }') || avail_mb=
-	if [ -n "$avail_mb" ] && [ "$avail_mb" -lt "$NEED_FREE_MB" ]; then
-		die "not enough disk space in $CACHE_ROOT: the venv needs about $NEED_FREE_MB MB, $avail_mb MB free; set KFASH_TF_CACHE to another disk"
-	fi
+	cache_lock "$NAME" pyenv_installed || return 0
+	need_free_mb "$NEED_FREE_MB"
 
 	# Whatever is there lacks the stamp: an interrupted install.
 	rm -rf "$ENV_DIR"

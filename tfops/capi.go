@@ -43,17 +43,27 @@ func cOperation(op *tf.Operation) *C.TF_Operation {
 	return *(**C.TF_Operation)(unsafe.Pointer(op))
 }
 
-// updateEdge makes dst read src instead of what it reads now.
-func updateEdge(g *tf.Graph, src tf.Output, dst tf.Consumer) error {
+// graphEditor rewires edges of one graph; the C graph is looked up (and
+// the bindings' layout checked, which lists every operation) once.
+type graphEditor struct {
+	cg *C.TF_Graph
+}
+
+func newGraphEditor(g *tf.Graph) (*graphEditor, error) {
 	cg, err := cGraph(g)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return &graphEditor{cg: cg}, nil
+}
+
+// updateEdge makes dst read src instead of what it reads now.
+func (e *graphEditor) updateEdge(src tf.Output, dst tf.Consumer) error {
 	status := C.TF_NewStatus()
 	defer C.TF_DeleteStatus(status)
 	csrc := C.TF_Output{oper: cOperation(src.Op), index: C.int(src.Index)}
 	cdst := C.TF_Input{oper: cOperation(dst.Op), index: C.int(dst.Index)}
-	C.TF_UpdateEdge(cg, csrc, cdst, status)
+	C.TF_UpdateEdge(e.cg, csrc, cdst, status)
 	if C.TF_GetCode(status) != C.TF_OK {
 		return fmt.Errorf("%s", C.GoString(C.TF_Message(status)))
 	}

@@ -26,6 +26,7 @@ import (
 // 10% slower on oneDNN than the separate ops (measured, 2.18.1).
 func ReluGradsFromOutputs(g *tf.Graph) (int, error) {
 	changed := 0
+	var ed *graphEditor // made at the first edge to rewire
 	for _, o := range g.Operations() {
 		if o.Type() != "BiasAdd" {
 			continue
@@ -42,12 +43,18 @@ func ReluGradsFromOutputs(g *tf.Graph) (int, error) {
 					grads = append(grads, c)
 				}
 			}
-			if relu == nil {
+			if relu == nil || len(grads) == 0 {
 				continue
+			}
+			if ed == nil {
+				var err error
+				if ed, err = newGraphEditor(g); err != nil {
+					return 0, err
+				}
 			}
 			for _, c := range grads {
 				// Any Relu of x will do: they all have x's sign pattern.
-				if err := updateEdge(g, relu.Output(0), c); err != nil {
+				if err := ed.updateEdge(relu.Output(0), c); err != nil {
 					return changed, fmt.Errorf("ReluGrad %s: %w", c.Op.Name(), err)
 				}
 				changed++
