@@ -61,25 +61,25 @@ func PreprocessFile(path string, size int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return preprocess(img, size)
+	out := make([]float32, size*size*3)
+	return out, preprocessInto(img, size, out)
 }
 
 // PreprocessBytes is PreprocessFile for an encoded image held in memory,
-// with o's limits: what a server does with an uploaded image.
-func (o DecodeOptions) PreprocessBytes(data []byte, size int) ([]float32, error) {
+// with o's limits, writing the size×size×3 values into dst (so a server
+// can decode an upload straight into its batch).
+func (o DecodeOptions) PreprocessBytes(data []byte, size int, dst []float32) error {
 	img, err := o.decodeBytesImage(data)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return preprocess(img, size)
+	return preprocessInto(img, size, dst)
 }
 
-func preprocess(img image.Image, size int) ([]float32, error) {
+func preprocessInto(img image.Image, size int, dst []float32) error {
 	resized, err := Resize(img, size)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]float32, size*size*3)
-	toFloat32(resized, out)
-	return out, nil
+	return ToFloat32(resized, dst)
 }

@@ -578,12 +578,7 @@ func (m *Model) DecodeImage(data []byte) ([]float32, error) {
 }
 
 func (m *Model) decodeInto(data []byte, dst []float32) error {
-	px, err := m.Decode.PreprocessBytes(data, m.size)
-	if err != nil {
-		return err
-	}
-	copy(dst, px)
-	return nil
+	return m.Decode.PreprocessBytes(data, m.size, dst)
 }
 
 // CheckImage reads only the header of an encoded image and checks that it
