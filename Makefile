@@ -6,7 +6,8 @@
 #                       import, train, evaluate, export, report (scripts/demo.sh)
 #   make setup          fetch the TensorFlow C library (once; cached)
 #   make build          bin/kfash-tf (launcher) + bin/kfash-tf.bin
-#   make test           go test ./... (TESTFLAGS='-run X -v' to narrow)
+#   make test           go test ./... (TESTFLAGS='-run X -v' to narrow), then make fuzz
+#   make fuzz           each fuzz target for FUZZTIME (default 10s)
 #   make bench          kfash-tf vs Keras vs PyTorch on this CPU → BENCHMARKS.md, bench/results.json
 #                       (BENCH=quick: vgg8 only, ~10 min; fetches the peers' venvs once, ~3.3 GB)
 #   make bench-serve    load test of kfash-tf serve (throughput, latency, RSS)
@@ -44,7 +45,7 @@ export CGO_CFLAGS  := -I$(TF_DIR)/include
 export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build test vet fmt-check clean print-tf-dir help bench bench-serve demo newcomer-check screenshot
+.PHONY: fuzz setup build test vet fmt-check clean print-tf-dir help bench bench-serve demo newcomer-check screenshot
 
 setup:
 	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
@@ -57,9 +58,21 @@ build: setup
 	@chmod +x $(LAUNCHER).tmp && mv -f $(LAUNCHER).tmp $(LAUNCHER)
 	@echo "built $(LAUNCHER) (version $(VERSION))"
 
-# CLI tests exec the launcher through $$KFASH_TF_BIN.
+# CLI tests exec the launcher through $$KFASH_TF_BIN. Then a short run of
+# every fuzz target (seed corpora in testdata/fuzz/; FUZZTIME=0 skips it).
 test: setup build
 	KFASH_TF_BIN=$(LAUNCHER) $(GO) test -count=1 $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Each parser of untrusted bytes, fuzzed for FUZZTIME (go test -fuzz takes
+# one target per run). Crashers are written under the package's testdata/fuzz.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := app:FuzzPredictRequest augment:FuzzImageLimits augment:FuzzDecodeBytes
+fuzz: setup
+	@if [ "$(FUZZTIME)" != 0 ]; then for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$name ($(FUZZTIME)) in ./$$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$$pkg || exit 1; \
+	done; fi
 
 # Training/inference speed against Keras (scripts/pyenv.sh) and PyTorch
 # (scripts/pyenv-torch.sh): bench/run.py. BENCH=full (default) or quick.

@@ -13,7 +13,7 @@ import (
 // New returns the kfash-tf command-line application. version is the
 // program's version, set at build time.
 func New(version string) *cli.App {
-	return &cli.App{
+	a := &cli.App{
 		Name:    "kfash-tf",
 		Usage:   "train, evaluate, export and serve fashion-style CNNs on TensorFlow's C library",
 		Version: version,
@@ -45,6 +45,9 @@ func New(version string) *cli.App {
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,
 	}
+	// One check of every numeric flag, before any command writes anything.
+	checkFlagsOn(a.Commands, "")
+	return a
 }
 
 // Main runs the application on args and returns the process exit status,

@@ -19,10 +19,17 @@ type batchModel interface {
 // errBatcherClosed is returned for work submitted after Close.
 var errBatcherClosed = errors.New("the server is shutting down")
 
-// batchJob is the work of one request (or a slice of a request larger than
-// a batch): n images given either as pixels (n×S×S×3 floats) or, for a
-// model that decodes in its graph, as encoded bytes.
+// streamWindow is how many jobs a stream keeps queued or running at once:
+// two, so that a request prepares (decodes) its next chunk while the model
+// runs the current one, and a large request never holds more than two
+// chunks of decoded pixels.
+const streamWindow = 2
+
+// batchJob is one chunk of a request: n images (at most a batch) given
+// either as pixels (n×S×S×3 floats) or, for a model that decodes in its
+// graph, as encoded bytes.
 type batchJob struct {
+	stream  *batchStream
 	n       int
 	pixels  []float32
 	encoded [][]byte
@@ -34,7 +41,18 @@ type batchResult struct {
 	err   error
 }
 
-// batcher merges the images of concurrent requests into batches of up to
+// batchStream is the queue of one request's jobs. The batcher serves the
+// streams round-robin, one job from each in turn, so that a small request
+// arriving during a large one waits about one model run, not the whole
+// large request; jobs of a stream whose context is done are dropped
+// unrun.
+type batchStream struct {
+	ctx    context.Context
+	jobs   []*batchJob // queued, oldest first; guarded by batcher.mu
+	inRing bool        // whether the stream is in batcher.ring
+}
+
+// batcher merges the jobs of concurrent requests into batches of up to
 // maxBatch images, waiting at most wait after the first one for company,
 // and runs each batch on one goroutine that owns the model's session: one
 // Run per batch instead of one per request, which is what makes a CPU
@@ -47,14 +65,18 @@ type batcher struct {
 	maxBatch int
 	wait     time.Duration
 
-	queue  chan *batchJob
+	mu     sync.Mutex
+	ring   []*batchStream // streams with queued jobs, next to serve first
+	closed bool           // no more jobs are accepted
+	wake   chan struct{}  // a job was queued (buffered: one pending signal)
 	stop   chan struct{}
 	exited chan struct{}
 	once   sync.Once
 
-	runs   atomic.Int64 // model runs (Predict or PredictBytes calls)
-	images atomic.Int64 // images predicted
-	queued atomic.Int64 // jobs submitted so far (tests wait on it)
+	runs    atomic.Int64 // model runs (Predict or PredictBytes calls)
+	images  atomic.Int64 // images predicted
+	queued  atomic.Int64 // jobs submitted so far (tests wait on it)
+	dropped atomic.Int64 // jobs dropped because their request ended first
 
 	buf []float32 // the owner's concatenation buffer, reused across batches
 }
@@ -63,10 +85,7 @@ type batcher struct {
 func newBatcher(m batchModel, classes, imageLen, maxBatch int, wait time.Duration) *batcher {
 	b := &batcher{
 		model: m, classes: classes, imageLen: imageLen, maxBatch: maxBatch, wait: wait,
-		// A queue as deep as two batches: a burst fills the next batch
-		// while the current one runs, and more requests wait in their
-		// handlers, where the HTTP server's limits apply.
-		queue:  make(chan *batchJob, 2*maxBatch),
+		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
@@ -77,8 +96,73 @@ func newBatcher(m batchModel, classes, imageLen, maxBatch int, wait time.Duratio
 // Close stops accepting work, finishes what was queued and returns once the
 // owner goroutine has exited: the model can be closed then.
 func (b *batcher) Close() {
-	b.once.Do(func() { close(b.stop) })
+	b.once.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		close(b.stop)
+	})
 	<-b.exited
+}
+
+// open starts the stream of one request; its jobs are dropped once ctx is
+// done. The caller ends it with closeStream.
+func (b *batcher) open(ctx context.Context) *batchStream { return &batchStream{ctx: ctx} }
+
+// closeStream drops the jobs of st still queued: its request has what it
+// needs, or gave up.
+func (b *batcher) closeStream(st *batchStream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dropped.Add(int64(len(st.jobs)))
+	st.jobs = nil
+	b.unring(st)
+}
+
+// enqueue queues a job on st.
+func (b *batcher) enqueue(st *batchStream, j *batchJob) error {
+	if j.n < 1 || j.n > b.maxBatch {
+		return fmt.Errorf("a job of %d images (the batch holds 1 to %d)", j.n, b.maxBatch)
+	}
+	if j.encoded == nil && len(j.pixels) != j.n*b.imageLen {
+		return fmt.Errorf("%d values for %d images of %d", len(j.pixels), j.n, b.imageLen)
+	}
+	j.stream, j.done = st, make(chan batchResult, 1)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errBatcherClosed
+	}
+	st.jobs = append(st.jobs, j)
+	if !st.inRing {
+		st.inRing = true
+		b.ring = append(b.ring, st)
+	}
+	b.mu.Unlock()
+	b.queued.Add(1)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// await returns the rows of a queued job.
+func (b *batcher) await(ctx context.Context, j *batchJob) ([]float32, error) {
+	var r batchResult
+	select {
+	case r = <-j.done:
+	case <-b.exited:
+		// The owner may have answered just before exiting.
+		select {
+		case r = <-j.done:
+		default:
+			return nil, errBatcherClosed
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return r.probs, r.err
 }
 
 // PredictPixels returns the probabilities of n images of pixels, split
@@ -87,76 +171,107 @@ func (b *batcher) PredictPixels(ctx context.Context, pixels []float32, n int) ([
 	if len(pixels) != n*b.imageLen {
 		return nil, fmt.Errorf("%d values for %d images of %d", len(pixels), n, b.imageLen)
 	}
-	var jobs []*batchJob
-	for i := 0; i < n; i += b.maxBatch {
-		k := min(b.maxBatch, n-i)
-		jobs = append(jobs, &batchJob{n: k, pixels: pixels[i*b.imageLen : (i+k)*b.imageLen]})
-	}
-	return b.submit(ctx, jobs)
+	return b.predictJobs(ctx, n, func(i, k int) *batchJob {
+		return &batchJob{n: k, pixels: pixels[i*b.imageLen : (i+k)*b.imageLen]}
+	})
 }
 
 // PredictEncoded returns the probabilities of encoded images, for a model
 // that decodes them in its graph.
 func (b *batcher) PredictEncoded(ctx context.Context, encoded [][]byte) ([]float32, error) {
-	var jobs []*batchJob
-	for i := 0; i < len(encoded); i += b.maxBatch {
-		k := min(b.maxBatch, len(encoded)-i)
-		jobs = append(jobs, &batchJob{n: k, encoded: encoded[i : i+k]})
-	}
-	return b.submit(ctx, jobs)
+	return b.predictJobs(ctx, len(encoded), func(i, k int) *batchJob {
+		return &batchJob{n: k, encoded: encoded[i : i+k]}
+	})
 }
 
-// submit queues the jobs and gathers their rows in order.
-func (b *batcher) submit(ctx context.Context, jobs []*batchJob) ([]float32, error) {
-	for _, j := range jobs {
-		j.done = make(chan batchResult, 1)
-		select {
-		case b.queue <- j:
-			b.queued.Add(1)
-		case <-b.stop:
-			return nil, errBatcherClosed
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+// predictJobs runs n images as jobs of at most maxBatch images, made by
+// job(first image, count), keeping streamWindow of them in flight.
+func (b *batcher) predictJobs(ctx context.Context, n int, job func(i, k int) *batchJob) ([]float32, error) {
+	st := b.open(ctx)
+	defer b.closeStream(st)
+	var inflight []*batchJob
 	var probs []float32
-	for _, j := range jobs {
-		var r batchResult
-		select {
-		case r = <-j.done:
-		case <-b.exited:
-			// The owner may have answered just before exiting.
-			select {
-			case r = <-j.done:
-			default:
-				return nil, errBatcherClosed
+	for i := 0; i < n || len(inflight) > 0; {
+		if i < n && len(inflight) < streamWindow {
+			k := min(b.maxBatch, n-i)
+			j := job(i, k)
+			if err := b.enqueue(st, j); err != nil {
+				return nil, err
 			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			inflight, i = append(inflight, j), i+k
+			continue
 		}
-		if r.err != nil {
-			return nil, r.err
+		p, err := b.await(ctx, inflight[0])
+		if err != nil {
+			return nil, err
 		}
-		probs = append(probs, r.probs...)
+		probs, inflight = append(probs, p...), inflight[1:]
 	}
 	return probs, nil
+}
+
+// unring removes st from the ring; b.mu is held.
+func (b *batcher) unring(st *batchStream) {
+	if !st.inRing {
+		return
+	}
+	st.inRing = false
+	for i, s := range b.ring {
+		if s == st {
+			b.ring = append(b.ring[:i], b.ring[i+1:]...)
+			return
+		}
+	}
+}
+
+// take removes and returns the next job of at most space images, visiting
+// the streams round-robin: the stream served goes to the back of the ring,
+// one whose next job does not fit keeps its place (it starts the next
+// batch). Jobs of requests already gone are answered with their error and
+// dropped. It returns nil when no queued job fits.
+func (b *batcher) take(space int) *batchJob {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := 0; i < len(b.ring); {
+		st := b.ring[i]
+		for len(st.jobs) > 0 && st.ctx.Err() != nil {
+			st.jobs[0].done <- batchResult{err: st.ctx.Err()}
+			st.jobs = st.jobs[1:]
+			b.dropped.Add(1)
+		}
+		if len(st.jobs) == 0 {
+			b.unring(st)
+			continue
+		}
+		j := st.jobs[0]
+		if j.n > space {
+			i++
+			continue
+		}
+		st.jobs = st.jobs[1:]
+		b.ring = append(b.ring[:i], b.ring[i+1:]...)
+		if len(st.jobs) > 0 {
+			b.ring = append(b.ring, st)
+		} else {
+			st.inRing = false
+		}
+		return j
+	}
+	return nil
 }
 
 // loop is the owner goroutine: it alone calls the model.
 func (b *batcher) loop() {
 	defer close(b.exited)
-	var carry *batchJob // a job that did not fit in the previous batch
 	for {
-		first := carry
-		carry = nil
+		first := b.take(b.maxBatch)
 		if first == nil {
 			select {
-			case first = <-b.queue:
+			case <-b.wake:
+				continue
 			case <-b.stop:
-				// Finish what is queued, then exit.
-				select {
-				case first = <-b.queue:
-				default:
+				// Closed: nothing more can be queued; finish what is.
+				if first = b.take(b.maxBatch); first == nil {
 					return
 				}
 			}
@@ -170,28 +285,20 @@ func (b *batcher) loop() {
 		}
 	collect:
 		for n < b.maxBatch {
-			var j *batchJob
-			if timeout == nil {
-				// No waiting: take only what is already queued.
-				select {
-				case j = <-b.queue:
-				default:
-					break collect
-				}
-			} else {
-				select {
-				case j = <-b.queue:
-				case <-timeout:
-					break collect
-				case <-b.stop:
-					break collect
-				}
+			if j := b.take(b.maxBatch - n); j != nil {
+				batch, n = append(batch, j), n+j.n
+				continue
 			}
-			if n+j.n > b.maxBatch {
-				carry = j
+			if timeout == nil {
+				break // no waiting: only what is already queued
+			}
+			select {
+			case <-b.wake:
+			case <-timeout:
+				break collect
+			case <-b.stop:
 				break collect
 			}
-			batch, n = append(batch, j), n+j.n
 		}
 		if timer != nil {
 			timer.Stop()

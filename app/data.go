@@ -350,9 +350,13 @@ func statsCommand() *cli.Command {
 		ArgsUsage: "DIR",
 		Description: "DIR is a split root (Train/ Validation/ [Test/]) or a folder of class folders.\n" +
 			"Every file is read once: it is hashed (SHA-256) to find identical files within a\n" +
-			"split and across splits (leakage), and only its image header is decoded for the\n" +
-			"size histogram (longer side), so damaged pixel data is not detected.",
-		Flags: []cli.Flag{formatFlag("text", "json")},
+			"split and across splits (leakage), and decoded as training decodes it, so that the\n" +
+			"files a run would skip are listed as unreadable with the reason: truncated or corrupt\n" +
+			"images, images over --max-pixels (decompression bombs: the header is checked before\n" +
+			"any pixel is decoded), and named pipes, devices or sockets (never opened for reading).",
+		Flags: []cli.Flag{formatFlag("text", "json"),
+			&cli.Float64Flag{Name: "max-pixels", Value: float64(augment.DefaultMaxPixels),
+				Usage: "largest image, width × height, that training decodes; larger ones are listed as unreadable"}},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return errors.New("usage: kfash-tf data stats DIR")
@@ -364,7 +368,7 @@ func statsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := augment.Stats(ds)
+			st, err := augment.Stats(ds, augment.StatsOptions{MaxPixels: int64(c.Float64("max-pixels"))})
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -97,10 +98,18 @@ func evaluate(ctx context.Context, runDir, dir, split, checkpoint string, batch 
 	if err != nil {
 		return nil, err
 	}
-	prefix, st, err := run.Checkpoints().Resolve(checkpoint)
+	rc, err := run.ResolveCheckpoint(checkpoint)
+	if errors.Is(err, graphs.ErrNoCheckpoint) && checkpoint == "best" {
+		// Said plainly rather than silently evaluating last.
+		return nil, fmt.Errorf("run %s has no best checkpoint (no epoch finished, or it was killed first): evaluate --checkpoint last, or resume the run", runDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", runDir, err)
 	}
+	if rc.Recovered != "" {
+		fmt.Fprintf(log, "run %s: %s\n", runDir, rc.Recovered)
+	}
+	prefix, st := rc.Prefix, rc.State
 	all, err := augment.Open(dir, augment.OpenOptions{})
 	if err != nil {
 		return nil, err

@@ -79,6 +79,9 @@ func exportCommand(version string) *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, note := range res.Notes {
+				fmt.Fprintln(c.App.ErrWriter, note)
+			}
 			return printExport(c, runDir, c.Int64("version"), res)
 		},
 	}

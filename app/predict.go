@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
 )
 
@@ -138,7 +139,7 @@ func predictFiles(m *graphs.Model, files []string, batch, top int, log io.Writer
 		names, data = names[:0], data[:0]
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := augment.ReadRegularFile(f) // a named pipe must not hang the command
 		if err == nil {
 			_, err = m.CheckImage(b)
 		}

@@ -836,6 +836,11 @@ func TestServeExportedSavedModel(t *testing.T) {
 		{"truncated JPEG", `{"instances": [{"b64": "` + b64(jpg[:len(jpg)/2]) + `"}]}`, 400, "could not decode"},
 		{"decompression bomb", `{"instances": [{"b64": "` + b64(augmenttest.PNGBomb(20000, 20000)) + `"}]}`, 413, "400000000 pixels"},
 		{"non-image", `{"instances": [{"b64": "` + b64([]byte("GIF8 but not really")) + `"}]}`, 400, "image 0"},
+		// GIF bombs never reach TensorFlow's decoder, which decompresses
+		// every frame whatever the logical screen says (it used to answer
+		// 200 after taking 1.5 GB).
+		{"GIF frame outside its 1x1 screen", `{"instances": [{"b64": "` + b64(gifWithFrames(1, 1, [4]int{0, 0, 20000, 20000})) + `"}]}`, 400, "outside the 1x1 logical screen"},
+		{"GIF of 100 large frames", `{"instances": [{"b64": "` + b64(gifWithFrames(3000, 3000, repeatFrame([4]int{0, 0, 3000, 3000}, 100)...)) + `"}]}`, 413, "(--max-pixels)"},
 	} {
 		code, data := post(t, url, "application/json", c.body)
 		if code != c.status || !strings.Contains(string(data), c.want) {
@@ -867,11 +872,22 @@ func TestServeCommandSIGTERM(t *testing.T) {
 	}{
 		{[]string{"serve"}, "serve needs one MODEL"},
 		{[]string{"serve", run, "--max-body", "lots"}, "--max-body: invalid size"},
-		{[]string{"serve", run, "--max-batch", "0"}, "--max-batch must be at least 1"},
+		{[]string{"serve", run, "--max-batch", "0"}, "--max-batch must be between 1"},
+		// Every numeric flag is checked, naming it, before the model loads.
+		// (NaN and Inf may be refused by the flag layer before serve's own
+		// range check: either way the message names the flag and the value.)
+		{[]string{"serve", run, "--max-pixels", "nan"}, "--max-pixels"},
+		{[]string{"serve", run, "--max-request-pixels", "inf"}, "--max-request-pixels"},
+		{[]string{"serve", run, "--max-request-pixels", "-5"}, "--max-request-pixels must be a number from 1 to 1e+15, got -5"},
+		{[]string{"serve", run, "--max-instances", "0"}, "--max-instances must be between 1"},
+		{[]string{"serve", run, "--max-gif-frames", "-1"}, "--max-gif-frames must be between 1"},
+		{[]string{"serve", run, "--port", "70000"}, "--port must be between 0 and 65535"},
+		{[]string{"serve", run, "--shutdown-timeout", "0s"}, "--shutdown-timeout must be positive"},
+		{[]string{"serve", run, "--request-timeout", "90s"}, "--request-timeout (1m30s) must be shorter than --write-timeout (1m0s)"},
 		{[]string{"serve", t.TempDir()}, "is neither a run folder (config.json) nor a SavedModel (saved_model.pb)"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), c.want) {
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "-9223372036854775808") {
 			t.Errorf("kfash-tf %s: %v\n%s\nwant an error containing %q", strings.Join(c.args, " "), err, out, c.want)
 		}
 	}

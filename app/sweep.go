@@ -264,7 +264,7 @@ func inspectRun(s sweepSetup, r sweepRun) runState {
 		}
 		return st
 	}
-	if _, _, err := run.Checkpoints().Resolve("last"); err != nil {
+	if _, err := run.ResolveCheckpoint("last"); err != nil {
 		st.action, st.reason = actRestart, "no checkpoint to resume from"
 		return st
 	}
@@ -285,6 +285,9 @@ func emptyRunDir(dir string) bool {
 		return false
 	}
 	for _, e := range entries {
+		if e.Name() == ".lock" { // a train's run lock, left by one that failed before writing
+			continue
+		}
 		if !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), ".tmp-") {
 			return false
 		}

@@ -318,6 +318,7 @@ func fakeRun(t *testing.T, dir string, cfg graphs.RunConfig, state string, check
 		os.MkdirAll(ck, 0o755)
 		os.WriteFile(filepath.Join(ck, "state.json"), []byte(`{"epoch": 1, "step": 3}`), 0o644)
 		os.WriteFile(filepath.Join(ck, "variables.index"), nil, 0o644)
+		os.WriteFile(filepath.Join(ck, "variables.data-00000-of-00001"), nil, 0o644) // complete: index, data and state
 		os.WriteFile(filepath.Join(dir, "checkpoints", "last.json"), []byte(`{"folder": "epoch-0001"}`), 0o644)
 	}
 }

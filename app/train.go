@@ -18,6 +18,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 	"github.com/kfash-tf/kfash-tf/models"
 )
 
@@ -38,7 +39,8 @@ func trainFlags() []cli.Flag {
 		&cli.StringFlag{Name: "data", Usage: "dataset folder: Train/ Validation/ [Test/] of class folders (any letter case)"},
 		&cli.StringFlag{Name: "classes", Usage: "comma-separated classes to use, in label order (default: every class folder, sorted)"},
 		&cli.StringFlag{Name: "out", Usage: "run folder (default runs/NETWORK-YYYYmmdd-HHMMSS)"},
-		&cli.StringFlag{Name: "resume", Usage: "continue the run in this folder from its last checkpoint, with its configuration"},
+		&cli.StringFlag{Name: "resume", Usage: "continue the run in this folder with its configuration, from its last checkpoint (see --from); a run killed before its first checkpoint starts again from epoch 1"},
+		&cli.StringFlag{Name: "from", Value: "last", Usage: "with --resume: the checkpoint to continue from, last or best (when last is unreadable; later epochs are redone)"},
 		&cli.StringFlag{Name: "recipe", Usage: "'seed': the study's hyperparameters for the network (batch, optimizer, lr, decay, dropout, 100 epochs, doubling augmentation); flags given override it"},
 		&cli.IntFlag{Name: "epochs", Value: trainDefaults.epochs, Usage: "epochs to train"},
 		&cli.IntFlag{Name: "batch-size", Value: trainDefaults.batch, Usage: "images per step"},
@@ -77,11 +79,15 @@ func trainCommand(version string) *cli.Command {
 		Description: "Trains one of the networks (see 'kfash-tf models') on DIR, validating after every\n" +
 			"epoch. The run folder gets config.json, metrics.csv / metrics.jsonl and checkpoints\n" +
 			"(last after every epoch, best by --select) in TensorFlow's checkpoint format.\n" +
-			"Ctrl-C saves the run; --resume continues it exactly where it stopped.\n\n" +
+			"Ctrl-C saves the run; --resume continues it exactly where it stopped. A killed run\n" +
+			"(kill -9, power cut) resumes from its newest complete checkpoint, or from epoch 1 if it\n" +
+			"had none; --resume RUN --from best continues from the best one when last is damaged.\n" +
+			"One process at a time may write a run folder: a second train on it fails at once.\n\n" +
 			"Examples:\n" +
 			"  kfash-tf train vgg8 --data photos/ --classes t-shirt,pants,shoes --epochs 5 --out runs/cs3\n" +
 			"  kfash-tf train googlenet --recipe seed --data kfashion/ --epochs 20\n" +
-			"  kfash-tf train --resume runs/cs3",
+			"  kfash-tf train --resume runs/cs3\n" +
+			"  kfash-tf train --resume runs/cs3 --from best",
 		Flags:  trainFlags(),
 		Action: func(c *cli.Context) error { return runTrain(c, version) },
 	}
@@ -100,12 +106,33 @@ func runTrain(c *cli.Context, version string) error {
 	if err != nil {
 		return err
 	}
+	from, err := resumeFrom(c)
+	if err != nil {
+		return err
+	}
+	// One writer per run folder: a second train on it would interleave
+	// metrics rows and checkpoints. The kernel drops the lock on any exit.
+	lock, err := graphs.LockRun(ts.run.Dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	crash, err := crashpoint.FromEnv()
+	if err != nil {
+		return err
+	}
+	ts.run = ts.run.WithCrashPoints(crash)
 	cfg := ts.cfg
 	w := c.App.ErrWriter
 	skips := new(int)
 	onSkip := func(r augment.SkipReport) {
 		*skips++
 		fmt.Fprintf(w, "skipping %s\n", r)
+	}
+	// Open left out what is not a regular file (a FIFO would block a read).
+	for _, f := range ds.Skipped {
+		*skips++
+		fmt.Fprintf(w, "skipping %s: %s\n", f.Path, f.Reason)
 	}
 	trainSamples, _ := ds.Split("train")
 	valSamples, _ := ds.Split("validation")
@@ -140,18 +167,31 @@ func runTrain(c *cli.Context, version string) error {
 	var resume *graphs.LoopState
 	run := ts.run
 	if ts.resumed {
-		st, err := restoreLast(trainer, run)
+		st, ok, err := restoreForResume(trainer, run, from, w)
 		if err != nil {
 			return err
 		}
+		if ok {
+			resume = &st
+			fmt.Fprintf(w, "resuming %s at epoch %d, step %d\n", run.Dir, st.Epoch+1, st.Step)
+		} else {
+			fmt.Fprintf(w, "%s has no complete checkpoint (killed before its first one): starting again from epoch 1 with its configuration\n", run.Dir)
+			if err := trainer.Initialize(); err != nil {
+				return err
+			}
+		}
+		// Rows after the checkpoint are redone; the pointers are set
+		// right (best at the checkpoint's best epoch) and what a kill left
+		// half-done is removed.
 		if err := run.TruncateMetrics(st.Epoch); err != nil {
 			return err
 		}
-		resume = &st
-		fmt.Fprintf(w, "resuming %s at epoch %d, step %d\n", run.Dir, st.Epoch+1, st.Step)
+		if err := run.RepairCheckpoints(st.BestEpoch); err != nil {
+			return err
+		}
 	} else {
 		cfg.Created = time.Now().UTC()
-		if run, err = graphs.CreateRun(run.Dir, cfg); err != nil {
+		if run, err = run.Create(cfg); err != nil {
 			return err
 		}
 		if err := trainer.Initialize(); err != nil {
@@ -171,6 +211,7 @@ func runTrain(c *cli.Context, version string) error {
 		return err
 	}
 	st, err := fitRun(c, w, trainer, tg, run, cfg, trainLoader, valLoader, resume)
+	err = graphs.StripTFHint(err)
 	status.EpochsDone, status.BestEpoch, status.Updated = st.Epoch, st.BestEpoch, time.Time{}
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -386,18 +427,44 @@ func checkpointState(st graphs.LoopState, seed int64) graphs.CheckpointState {
 		Metrics: map[string]float64{"best": st.Best, "best_epoch": float64(st.BestEpoch)}}
 }
 
-// restoreLast loads the run's "last" checkpoint into the trainer and
-// returns where the run stood.
-func restoreLast(t *graphs.Trainer, run graphs.Run) (graphs.LoopState, error) {
-	prefix, st, err := run.Checkpoints().Resolve("last")
+// resumeFrom returns --from: which checkpoint a resume continues from.
+func resumeFrom(c *cli.Context) (string, error) {
+	from := c.String("from")
+	if c.IsSet("from") && c.String("resume") == "" {
+		return "", fmt.Errorf("--from %s needs --resume RUN", from)
+	}
+	if from != "last" && from != "best" {
+		return "", fmt.Errorf("unknown --from %q: use last or best", from)
+	}
+	return from, nil
+}
+
+// restoreForResume loads the run's checkpoint called from ("last" or
+// "best") into the trainer and returns where the run stood. ok is false,
+// with no error, when a resume from last finds no complete checkpoint at
+// all (a kill before the first one finished): the run starts again.
+func restoreForResume(t *graphs.Trainer, run graphs.Run, from string, w io.Writer) (st graphs.LoopState, ok bool, err error) {
+	rc, err := run.ResolveCheckpoint(from)
+	if errors.Is(err, graphs.ErrNoCheckpoint) && from == "last" {
+		return st, false, nil
+	}
+	if err == nil {
+		err = t.TG.Saver.Restore(t.Sess, rc.Prefix)
+	}
 	if err != nil {
-		return graphs.LoopState{}, fmt.Errorf("cannot resume %s: %w", run.Dir, err)
+		if from == "last" {
+			if _, berr := run.ResolveCheckpoint("best"); berr == nil {
+				return st, false, fmt.Errorf("cannot resume %s: its last checkpoint is unreadable: %w\n"+
+					"continue from its best checkpoint instead (later epochs are redone): kfash-tf train --resume %s --from best", run.Dir, err, run.Dir)
+			}
+		}
+		return st, false, fmt.Errorf("cannot resume %s from its %s checkpoint: %w", run.Dir, from, err)
 	}
-	if err := t.TG.Saver.Restore(t.Sess, prefix); err != nil {
-		return graphs.LoopState{}, err
+	if rc.Recovered != "" {
+		fmt.Fprintf(w, "%s: %s\n", run.Dir, rc.Recovered)
 	}
-	if st.Loop == nil {
-		return graphs.LoopState{Epoch: st.Epoch, Step: st.Step}, nil
+	if rc.State.Loop == nil {
+		return graphs.LoopState{Epoch: rc.State.Epoch, Step: rc.State.Step}, true, nil
 	}
-	return *st.Loop, nil
+	return *rc.State.Loop, true, nil
 }

@@ -43,6 +43,12 @@ type Sample struct {
 	Label int
 }
 
+// SkippedFile is a file that Open left out of the dataset, and why.
+type SkippedFile struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
 // OpenOptions configures Open. The zero value selects every class.
 type OpenOptions struct {
 	// Classes selects the classes to use and fixes their order (label i is
@@ -65,6 +71,11 @@ type Dataset struct {
 	// SplitAll for a flat folder) to its samples, ordered by label then by
 	// path so that every run sees the same list.
 	Splits map[string][]Sample
+	// Skipped lists the files of the selected class folders that have an
+	// image extension but are not regular files (named pipes, devices,
+	// sockets), in path order: they are left out of Splits because reading
+	// one could block forever.
+	Skipped []SkippedFile
 
 	// splitDirs is the folder of each split as found on disk (for example
 	// Root/Train), so that messages name the real path.
@@ -83,6 +94,8 @@ type Dataset struct {
 // CheckTraining). Files are picked by extension (.jpg .jpeg .png .gif .webp
 // .bmp, any case); hidden files and folders (names starting with ".") and
 // subfolders of class folders are ignored. Symbolic links are followed.
+// Files that are not regular files (named pipes, devices, sockets) are left
+// out and listed in Dataset.Skipped.
 // Open reads folder listings only: no image is decoded.
 func Open(dir string, opts OpenOptions) (*Dataset, error) {
 	info, err := os.Stat(dir)
@@ -115,13 +128,14 @@ func Open(dir string, opts OpenOptions) (*Dataset, error) {
 	// found[split][class] = sorted image paths; hasDir[split][class] = folder.
 	found := map[string]map[string][]string{}
 	folders := map[string]map[string]string{}
+	skipped := map[string]map[string][]SkippedFile{}
 	if len(ds.splitDirs) > 0 {
 		ds.Layout = LayoutSplits
 		if err := rejectStrayClasses(dir, others); err != nil {
 			return nil, err
 		}
 		for split, sdir := range ds.splitDirs {
-			found[split], folders[split], err = listClasses(sdir)
+			found[split], folders[split], skipped[split], err = listClasses(sdir)
 			if err != nil {
 				return nil, err
 			}
@@ -129,7 +143,7 @@ func Open(dir string, opts OpenOptions) (*Dataset, error) {
 	} else {
 		ds.Layout = LayoutFlat
 		ds.splitDirs[SplitAll] = dir
-		found[SplitAll], folders[SplitAll], err = listClasses(dir)
+		found[SplitAll], folders[SplitAll], skipped[SplitAll], err = listClasses(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -149,10 +163,12 @@ func Open(dir string, opts OpenOptions) (*Dataset, error) {
 			for _, p := range byClass[class] {
 				samples = append(samples, Sample{Path: p, Label: label})
 			}
+			ds.Skipped = append(ds.Skipped, skipped[split][class]...)
 		}
 		ds.Splits[split] = samples
 		ds.classDirs[split] = dirs
 	}
+	sort.Slice(ds.Skipped, func(i, j int) bool { return ds.Skipped[i].Path < ds.Skipped[j].Path })
 	return ds, nil
 }
 
@@ -262,24 +278,28 @@ func selectClasses(root string, folders map[string]map[string]string, want []str
 }
 
 // listClasses maps each visible subfolder of dir (a class) to its sorted
-// image paths and to its folder path.
-func listClasses(dir string) (map[string][]string, map[string]string, error) {
+// image paths, to its folder path and to its skipped special files.
+func listClasses(dir string) (map[string][]string, map[string]string, map[string][]SkippedFile, error) {
 	classes, err := listSubdirs(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	files := make(map[string][]string, len(classes))
 	folders := make(map[string]string, len(classes))
+	skipped := map[string][]SkippedFile{}
 	for _, class := range classes {
 		cdir := filepath.Join(dir, class)
-		paths, err := listImages(cdir)
+		paths, skips, err := listImages(cdir)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		files[class] = paths
 		folders[class] = cdir
+		if len(skips) > 0 {
+			skipped[class] = skips
+		}
 	}
-	return files, folders, nil
+	return files, folders, skipped, nil
 }
 
 // rejectStrayClasses fails when a split root also holds class folders with
@@ -289,7 +309,7 @@ func listClasses(dir string) (map[string][]string, map[string]string, error) {
 func rejectStrayClasses(root string, others []string) error {
 	var stray []string
 	for _, name := range others {
-		paths, err := listImages(filepath.Join(root, name))
+		paths, _, err := listImages(filepath.Join(root, name))
 		if err != nil {
 			return err
 		}
@@ -330,33 +350,45 @@ func listSubdirs(dir string) ([]string, error) {
 	return names, nil
 }
 
-// listImages returns the sorted paths of the visible image files in dir.
+// listImages returns the sorted paths of the visible image files in dir,
+// and the files with an image extension that are not regular files (named
+// pipes, devices, sockets) with the reason they are skipped: opening a
+// named pipe waits for a writer, so listing them would hang the reader.
 // A broken symbolic link with an image extension is kept, so that the
-// loader reports it instead of it vanishing silently.
-func listImages(dir string) ([]string, error) {
+// loader reports it instead of it vanishing silently. The type is checked
+// again when a file is opened (see openRegular), as it may change between.
+func listImages(dir string) ([]string, []SkippedFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("augment: %s: cannot list folder: %w", dir, unwrapPathError(err))
+		return nil, nil, fmt.Errorf("augment: %s: cannot list folder: %w", dir, unwrapPathError(err))
 	}
 	var paths []string
+	var skipped []SkippedFile
 	for _, e := range entries {
 		name := e.Name()
 		if isHidden(name) || !hasImageExtension(name) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		isDir := e.IsDir()
-		if e.Type()&os.ModeSymlink != 0 {
-			if info, err := os.Stat(p); err == nil {
-				isDir = info.IsDir()
+		mode := e.Type() // the Lstat type, from the listing itself
+		if mode&os.ModeSymlink != 0 {
+			info, err := os.Stat(p)
+			if err != nil {
+				paths = append(paths, p) // broken: the loader reports it
+				continue
 			}
+			mode = info.Mode().Type()
 		}
-		if !isDir {
+		switch {
+		case mode.IsDir():
+		case mode.IsRegular():
 			paths = append(paths, p)
+		default:
+			skipped = append(skipped, SkippedFile{Path: p, Reason: notRegularError(mode).Error() + "; skipped"})
 		}
 	}
 	sort.Strings(paths)
-	return paths, nil
+	return paths, skipped, nil
 }
 
 func isHidden(name string) bool { return strings.HasPrefix(name, ".") }

@@ -12,7 +12,6 @@ import (
 	_ "image/png"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	_ "golang.org/x/image/bmp"
@@ -66,6 +65,8 @@ func DecodeBytes(data []byte) (*image.RGBA, error) {
 //
 // Errors name the path and the reason, for example
 // "augment: /x/y.jpg: truncated JPEG: unexpected EOF".
+// A path that is not a regular file (a named pipe, a device) is an error
+// wrapping ErrNotRegular, returned at once: it is never read.
 func (o DecodeOptions) DecodeFile(path string) (*image.RGBA, error) {
 	img, err := o.decodeFileImage(path)
 	if err != nil {
@@ -77,9 +78,11 @@ func (o DecodeOptions) DecodeFile(path string) (*image.RGBA, error) {
 // decodeFileImage is DecodeFile returning the decoder's image unconverted
 // (see decodeImage), with the same errors.
 func (o DecodeOptions) decodeFileImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	// Never os.Open: a named pipe put in place of an image would block the
+	// worker (and with it the whole run) until a writer appears.
+	f, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("augment: %s: cannot read: %w", path, unwrapPathError(err))
+		return nil, fmt.Errorf("augment: %s: cannot read: %w", path, err)
 	}
 	defer f.Close()
 	img, err := o.decodeImage(f)

@@ -47,9 +47,9 @@ func FindIDX(dir, base string) (string, error) {
 // signature (whatever its name), and checks its magic number. It returns the
 // dimensions and the data after them.
 func readIDX(path string, magic uint32, ndims int) ([]int, []byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path) // a FIFO named like an IDX file must not hang the import
 	if err != nil {
-		return nil, nil, fmt.Errorf("augment: %w", err)
+		return nil, nil, fmt.Errorf("augment: %s: %w", path, err)
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<16)

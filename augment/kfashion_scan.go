@@ -26,10 +26,15 @@ type kfEntry struct {
 	// Path names the file in messages and the manifest: its path, or
 	// ARCHIVE!MEMBER for a zip member.
 	Path string
-	file string    // the plain file on disk (symbolic links resolved)
-	zf   *zip.File // the zip member
-	stem string    // base name without extension (NFC): the id
-	ext  string    // extension, lower case
+	file string // the plain file on disk (symbolic links resolved)
+	// outside is set for a plain file reached through a symbolic link whose
+	// target lies outside --src: it is copied, never hard-linked, so that
+	// the output shares no inode with a file the import was not asked to
+	// read (editing one would change the other).
+	outside bool
+	zf      *zip.File // the zip member
+	stem    string    // base name without extension (NFC): the id
+	ext     string    // extension, lower case
 }
 
 // readAll reads the whole file, refusing more than limit bytes.
@@ -42,7 +47,7 @@ func (e *kfEntry) readAll(limit int64) ([]byte, error) {
 		}
 		r, err = e.zf.Open()
 	} else {
-		r, err = os.Open(e.file)
+		r, err = openRegular(e.file) // a pipe put in its place must not hang the import
 	}
 	if err != nil {
 		return nil, unwrapPathError(err)
@@ -107,6 +112,12 @@ func scanKFashionSource(src, skip string, onFile func(n int)) (*kfSource, error)
 }
 
 func (s *kfSource) walk(root, skip string) error {
+	// Symbolic links are judged by where they really lead: root itself
+	// may be (or sit under) a link.
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("augment: %s: cannot read: %w", root, unwrapPathError(err))
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("augment: %s: cannot read: %w", p, unwrapPathError(err))
@@ -123,7 +134,7 @@ func (s *kfSource) walk(root, skip string) error {
 			}
 			return nil
 		}
-		file := p
+		file, outside := p, false
 		if d.Type()&fs.ModeSymlink != 0 {
 			// Links to files are followed (and hard-linked as their
 			// target); links to folders are not, so no cycle is possible.
@@ -134,16 +145,23 @@ func (s *kfSource) walk(root, skip string) error {
 			if fi, err := os.Stat(target); err != nil || !fi.Mode().IsRegular() {
 				return nil
 			}
-			file = target
+			file, outside = target, !isWithin(realRoot, target)
 		} else if !d.Type().IsRegular() {
 			return nil
 		}
 		if strings.EqualFold(filepath.Ext(p), ".zip") {
 			return s.addZip(p)
 		}
-		s.add(&kfEntry{Path: p, file: file}, d.Name())
+		s.add(&kfEntry{Path: p, file: file, outside: outside}, d.Name())
 		return nil
 	})
+}
+
+// isWithin reports whether path is root or lies under it; both are clean
+// absolute paths with symbolic links resolved.
+func isWithin(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // addZip lists the members of the archive at p.

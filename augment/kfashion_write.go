@@ -352,8 +352,9 @@ func (im *kfImporter) importOne(c *kfCandidate, dir string) kfResult {
 		}
 	}
 	p.method = "link"
-	if os.Link(e.file, dst) != nil {
-		// Another file system, or one without hard links.
+	if e.outside || os.Link(e.file, dst) != nil {
+		// Outside --src (see kfEntry.outside), another file system, or
+		// one without hard links.
 		p.method = "copy"
 		if err := copyFile(e.file, dst); err != nil {
 			return kfResult{err: fmt.Errorf("augment: cannot copy %s to %s: %w", e.Path, dst, err)}
@@ -388,9 +389,9 @@ func outfitRect(l *kfLabel, w, h int) (image.Rectangle, bool) {
 // checkImageFile checks the header of the image at path: a known format,
 // a non-empty size within DefaultMaxPixels.
 func checkImageFile(path string) error {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return unwrapPathError(err)
+		return err
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
@@ -441,7 +442,7 @@ func checkImageConfig(cfg image.Config, format string) error {
 }
 
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := openRegular(src)
 	if err != nil {
 		return err
 	}

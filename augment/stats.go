@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"image"
-	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -25,8 +23,22 @@ type DatasetStats struct {
 	CrossSplit []DuplicatePair `json:"cross_split_duplicates"`
 	// WithinSplit lists the groups of identical files inside one split.
 	WithinSplit []DuplicateGroup `json:"within_split_duplicates"`
-	// Unreadable lists the files whose header cannot be decoded.
+	// Unreadable lists the files training would skip: not regular files
+	// (named pipes, devices), unreadable, not an image, truncated or
+	// otherwise corrupt, or with more pixels than the limit (decompression
+	// bombs), sorted by path.
 	Unreadable []UnreadableFile `json:"unreadable"`
+	// MaxPixels is the pixel limit the images were checked against.
+	MaxPixels int64 `json:"max_pixels"`
+}
+
+// StatsOptions configures Stats. The zero value checks images against
+// DefaultMaxPixels, the limit training decodes with.
+type StatsOptions struct {
+	// MaxPixels reports images with more pixels (width × height, read from
+	// the header before any pixel is decoded) as too large; 0 means
+	// DefaultMaxPixels.
+	MaxPixels int64
 }
 
 // SplitStats counts the images of one split, per class (indexed by label).
@@ -61,8 +73,7 @@ type DuplicateGroup struct {
 	Paths  []string `json:"paths"`
 }
 
-// UnreadableFile is a file that cannot be read or whose image header does
-// not decode.
+// UnreadableFile is a file that training cannot use, and why.
 type UnreadableFile struct {
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
@@ -85,11 +96,16 @@ type fileInfo struct {
 }
 
 // Stats reads every file of ds once: it hashes the content (SHA-256) and
-// decodes the image header only (image.DecodeConfig), never the pixels, so
-// an image whose header is fine but whose pixel data is damaged is not
-// reported as unreadable.
-func Stats(ds *Dataset) (*DatasetStats, error) {
-	st := &DatasetStats{Root: ds.Root, Layout: ds.Layout, Classes: ds.Classes}
+// decodes the image the way training does (the same decoders and pixel
+// limit), so that a truncated or corrupt file and a decompression bomb are
+// reported before a run skips them. The files Open left out (ds.Skipped)
+// are reported as unreadable too.
+func Stats(ds *Dataset, opts StatsOptions) (*DatasetStats, error) {
+	if opts.MaxPixels <= 0 {
+		opts.MaxPixels = DefaultMaxPixels
+	}
+	st := &DatasetStats{Root: ds.Root, Layout: ds.Layout, Classes: ds.Classes, MaxPixels: opts.MaxPixels}
+	dec := DecodeOptions{MaxPixels: opts.MaxPixels}
 	var files []fileInfo
 	for _, split := range ds.SplitNames() {
 		counts := ds.Counts(split)
@@ -110,7 +126,7 @@ func Stats(ds *Dataset) (*DatasetStats, error) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				inspect(&files[i])
+				inspect(&files[i], dec)
 			}
 		}()
 	}
@@ -141,6 +157,10 @@ func Stats(ds *Dataset) (*DatasetStats, error) {
 			}
 		}
 	}
+	for _, sk := range ds.Skipped {
+		st.Unreadable = append(st.Unreadable, UnreadableFile{Path: sk.Path, Reason: sk.Reason})
+	}
+	sort.SliceStable(st.Unreadable, func(i, j int) bool { return st.Unreadable[i].Path < st.Unreadable[j].Path })
 	sort.Strings(hashes)
 	for _, h := range hashes {
 		idx := byHash[h]
@@ -174,25 +194,22 @@ func Stats(ds *Dataset) (*DatasetStats, error) {
 	return st, nil
 }
 
-func inspect(f *fileInfo) {
-	data, err := os.ReadFile(f.path)
+// inspect hashes and decodes one file. The pixels are decoded, not only the
+// header: a JPEG cut short has a perfect header, and only decoding finds
+// that its data ends early.
+func inspect(f *fileInfo, dec DecodeOptions) {
+	data, err := readRegular(f.path)
 	if err != nil {
-		f.err = unwrapPathError(err).Error()
+		f.err = err.Error()
 		return
 	}
 	sum := sha256.Sum256(data)
 	f.hash = hex.EncodeToString(sum[:])
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	img, err := dec.decodeImage(bytes.NewReader(data))
 	if err != nil {
-		if err == image.ErrFormat {
-			f.err = ErrNotImage.Error()
-		} else {
-			f.err = err.Error()
-		}
+		f.err = err.Error()
 		return
 	}
-	f.longer = cfg.Width
-	if cfg.Height > f.longer {
-		f.longer = cfg.Height
-	}
+	b := img.Bounds()
+	f.longer = max(b.Dx(), b.Dy())
 }

@@ -45,7 +45,7 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Stats(ds)
+	st, err := Stats(ds, StatsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestStatsFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Stats(ds)
+	st, err := Stats(ds, StatsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,6 +243,14 @@ func decoderBodyDef(size int) *funcpb.FunctionDef {
 // "fancy" upsampling) differ by up to ±40. decoderOther uses DecodeImage
 // for PNG, GIF (first frame of an animation) and BMP, which DecodeJpeg
 // refuses.
+//
+// For GIF, expand_animations=false makes DecodeImage return the first
+// frame only (a 3-D tensor), which is all the pipeline uses; but it only
+// truncates the output: TensorFlow's gif::Decode reads the file with
+// giflib's DGifSlurp, which decompresses every frame into memory first, and
+// slicing a DecodeGif output would cost the same. No attribute limits that,
+// so callers feeding untrusted bytes check the frames' headers first
+// (augment.ImageLimits, through Model.CheckImage).
 func decoderBranchDef(name string) *funcpb.FunctionDef {
 	var decode *nodepb.NodeDef
 	if name == decoderJPEG {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"image"
 	"io/fs"
 	"math"
 	"os"
@@ -78,6 +77,11 @@ type Model struct {
 	// the header check before in-graph decoding (its MaxPixels stops
 	// decompression bombs). Set it before predicting.
 	Decode augment.DecodeOptions
+	// MaxGIFFrames bounds the frames of a GIF CheckImage accepts (0:
+	// augment.DefaultMaxGIFFrames). Only the first frame is used, but
+	// TensorFlow's GIF decoder decompresses them all, so a small animation
+	// can cost gigabytes.
+	MaxGIFFrames int
 
 	kind        string
 	name        string
@@ -148,12 +152,19 @@ func loaderOpenRun(dir, checkpoint string, sc SessionConfig) (*Model, error) {
 	if checkpoint == "" {
 		checkpoint = "best"
 	}
-	prefix, st, err := run.Checkpoints().Resolve(checkpoint)
+	rc, err := run.ResolveCheckpoint(checkpoint)
+	used := checkpoint
 	if errors.Is(err, ErrNoCheckpoint) && checkpoint == "best" {
 		// A run interrupted before its first validation has a last
-		// checkpoint but no best one: serving it beats refusing.
+		// checkpoint but no best one: serving it beats refusing, but the
+		// description (printed by serve and predict) says so.
 		checkpoint = "last"
-		prefix, st, err = run.Checkpoints().Resolve(checkpoint)
+		rc, err = run.ResolveCheckpoint(checkpoint)
+		used = "last — the run has no best checkpoint"
+	}
+	prefix, st := rc.Prefix, rc.State
+	if rc.Recovered != "" {
+		used += "; " + rc.Recovered
 	}
 	if errors.Is(err, ErrNoCheckpoint) {
 		return nil, fmt.Errorf("run %s has no checkpoint to serve (%v): train it first, e.g. kfash-tf train --resume %s", dir, err, dir)
@@ -175,7 +186,7 @@ func loaderOpenRun(dir, checkpoint string, sc SessionConfig) (*Model, error) {
 		name:        filepath.Base(abs),
 		version:     int64(st.Epoch),
 		dir:         dir,
-		description: fmt.Sprintf("run %s (%s, checkpoint %s, epoch %d)", dir, cfg.Network, checkpoint, st.Epoch),
+		description: fmt.Sprintf("run %s (%s, checkpoint %s, epoch %d)", dir, cfg.Network, used, st.Epoch),
 		classes:     append([]string(nil), cfg.Classes...),
 		size:        ig.Spec.InputSize,
 		sess:        p.Sess,
@@ -581,34 +592,23 @@ func (m *Model) decodeInto(data []byte, dst []float32) error {
 	return m.Decode.PreprocessBytes(data, m.size, dst)
 }
 
-// CheckImage reads only the header of an encoded image and checks that it
-// is a supported format within Decode.MaxPixels: what can be known before
-// handing the bytes to a decoder. It returns the format as the image
-// package names it ("jpeg", "png", "gif", "webp", "bmp"). Errors wrap
-// augment.ErrNotImage or augment.ErrTooLarge when those are the reason.
+// CheckImage reads only the headers of an encoded image and checks that it
+// is a supported format within Decode.MaxPixels and, for a GIF, within
+// MaxGIFFrames frames whose areas sum to at most Decode.MaxPixels: what can
+// be known before handing the bytes to a decoder. It returns the format as
+// the image package names it ("jpeg", "png", "gif", "webp", "bmp"). Errors
+// wrap augment.ErrNotImage or augment.ErrTooLarge when those are the reason.
 func (m *Model) CheckImage(data []byte) (format string, err error) {
-	if len(data) == 0 {
-		return "", errors.New("empty image")
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if errors.Is(err, image.ErrFormat) {
-		return "", augment.ErrNotImage
-	}
-	if err != nil {
-		return "", fmt.Errorf("unreadable image header: %w", err)
-	}
-	maxPixels := m.Decode.MaxPixels
-	if maxPixels <= 0 {
-		maxPixels = augment.DefaultMaxPixels
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return "", fmt.Errorf("empty %s image (%dx%d)", format, cfg.Width, cfg.Height)
-	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > maxPixels {
-		return "", fmt.Errorf("%w: %s header says %dx%d = %d pixels, more than the limit of %d (not decoded)",
-			augment.ErrTooLarge, strings.ToUpper(format), cfg.Width, cfg.Height, px, maxPixels)
-	}
-	return format, nil
+	info, err := m.InspectImage(data)
+	return info.Format, err
+}
+
+// InspectImage is CheckImage returning everything the headers told:
+// size, GIF frames, and the pixels a decoder may produce (what a server
+// budgets per request).
+func (m *Model) InspectImage(data []byte) (augment.ImageInfo, error) {
+	lim := augment.ImageLimits{MaxPixels: m.Decode.MaxPixels, MaxFrames: m.MaxGIFFrames}
+	return lim.Check(data)
 }
 
 // probsOf checks and reads a probabilities tensor of n rows.

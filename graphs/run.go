@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 )
 
 // RunConfig is a run's config.json: every setting that shaped it, so that a
@@ -46,23 +47,34 @@ type RunConfig struct {
 	Created        time.Time       `json:"created"`
 }
 
-// Run is a run folder: config.json, metrics.csv, metrics.jsonl and
-// checkpoints/.
+// Run is a run folder: config.json, metrics.csv, metrics.jsonl,
+// status.json, checkpoints/ and .lock (see LockRun).
 type Run struct {
-	Dir string
+	Dir   string
+	crash *crashpoint.Points // test hook: see package crashpoint
+}
+
+// WithCrashPoints returns r with the test hook p armed in the writes of r
+// and of its checkpoints (p nil: none).
+func (r Run) WithCrashPoints(p *crashpoint.Points) Run {
+	r.crash = p
+	return r
 }
 
 // Checkpoints returns the run's checkpoint folder.
 func (r Run) Checkpoints() CheckpointDir {
-	return CheckpointDir{Dir: filepath.Join(r.Dir, "checkpoints")}
+	return CheckpointDir{Dir: filepath.Join(r.Dir, "checkpoints"), crash: r.crash}
 }
 
 func (r Run) configPath() string { return filepath.Join(r.Dir, "config.json") }
 
 // CreateRun makes a new run folder with its config. An existing run there
 // is an error that points at --resume: nothing is overwritten.
-func CreateRun(dir string, cfg RunConfig) (Run, error) {
-	r := Run{Dir: dir}
+func CreateRun(dir string, cfg RunConfig) (Run, error) { return Run{Dir: dir}.Create(cfg) }
+
+// Create is CreateRun for r's folder, keeping r's test hook.
+func (r Run) Create(cfg RunConfig) (Run, error) {
+	dir := r.Dir
 	if _, err := os.Stat(r.configPath()); err == nil {
 		return r, fmt.Errorf("%s already holds a run: continue it with 'kfash-tf train --resume %s', or choose another --out", dir, dir)
 	}
@@ -73,7 +85,11 @@ func CreateRun(dir string, cfg RunConfig) (Run, error) {
 	if err != nil {
 		return r, err
 	}
-	return r, WriteFileAtomic(r.configPath(), append(data, '\n'))
+	if err := WriteFileAtomic(r.configPath(), append(data, '\n')); err != nil {
+		return r, err
+	}
+	r.crash.Hit("run-created")
+	return r, nil
 }
 
 // OpenRun reads the run folder at dir.
@@ -108,11 +124,16 @@ func (r Run) AppendMetrics(e EpochResult) error {
 	if err := appendSync(csvPath, buf...); err != nil {
 		return err
 	}
+	r.crash.Hit("metrics-csv")
 	js, err := json.Marshal(jsonSafe(e))
 	if err != nil {
 		return err
 	}
-	return appendSync(filepath.Join(r.Dir, "metrics.jsonl"), string(js)+"\n")
+	if err := appendSync(filepath.Join(r.Dir, "metrics.jsonl"), string(js)+"\n"); err != nil {
+		return err
+	}
+	r.crash.Hit("metrics-appended")
+	return nil
 }
 
 // ReadMetrics returns the rows of metrics.jsonl.

@@ -228,7 +228,11 @@ type ExportResult struct {
 	Classes    []string        // label order
 	Checkpoint string          // the checkpoint exported: "best" or "last"
 	State      CheckpointState // its epoch, step and metrics
-	Variables  int             // tensors in variables/
+	// Notes are what the caller must show about the checkpoint chosen:
+	// last exported because the run has no best, or a checkpoint found
+	// without its pointer file after a kill.
+	Notes     []string
+	Variables int // tensors in variables/
 	// CheckDiff is the largest |p − p'| between the probabilities of the
 	// restored graph and those of the written SavedModel, loaded back by
 	// TensorFlow, over a check batch fed through both signatures.
@@ -257,11 +261,11 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	if err != nil {
 		return res, err
 	}
-	prefix, name, st, err := resolveExportCheckpoint(run, opt.Checkpoint)
+	prefix, name, st, notes, err := resolveExportCheckpoint(run, opt.Checkpoint)
 	if err != nil {
 		return res, err
 	}
-	res = ExportResult{Network: cfg.Network, Classes: cfg.Classes, Checkpoint: name, State: st}
+	res = ExportResult{Network: cfg.Network, Classes: cfg.Classes, Checkpoint: name, State: st, Notes: notes}
 	final := filepath.Join(outDir, strconv.FormatInt(opt.Version, 10))
 	res.Dir = final
 	if err := refuseExisting(final); err != nil {
@@ -352,25 +356,31 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 }
 
 // resolveExportCheckpoint finds the checkpoint called name, or best then
-// last when name is "".
-func resolveExportCheckpoint(run Run, name string) (prefix, used string, st CheckpointState, err error) {
+// last when name is "", with the notes to show about the choice.
+func resolveExportCheckpoint(run Run, name string) (prefix, used string, st CheckpointState, notes []string, err error) {
 	names := []string{name}
 	if name == "" {
 		names = []string{"best", "last"}
 	}
 	for _, n := range names {
-		prefix, st, err = run.Checkpoints().Resolve(n)
+		rc, err := run.ResolveCheckpoint(n)
 		if err == nil {
-			return prefix, n, st, nil
+			if rc.Recovered != "" {
+				notes = append(notes, rc.Recovered)
+			}
+			if n != names[0] {
+				notes = append(notes, fmt.Sprintf("run %s has no best checkpoint: exporting last (epoch %d) instead", run.Dir, rc.State.Epoch))
+			}
+			return rc.Prefix, n, rc.State, notes, nil
 		}
 		if !errors.Is(err, ErrNoCheckpoint) {
-			return "", "", st, err
+			return "", "", st, nil, err
 		}
 	}
-	if _, _, lerr := run.Checkpoints().Resolve("last"); errors.Is(lerr, ErrNoCheckpoint) {
-		return "", "", st, fmt.Errorf("run %s has no checkpoint yet: train it first", run.Dir)
+	if _, lerr := run.ResolveCheckpoint("last"); errors.Is(lerr, ErrNoCheckpoint) {
+		return "", "", st, nil, fmt.Errorf("run %s has no checkpoint yet: train it first", run.Dir)
 	}
-	return "", "", st, fmt.Errorf("run %s has no '%s' checkpoint (try --checkpoint last)", run.Dir, name)
+	return "", "", st, nil, fmt.Errorf("run %s has no '%s' checkpoint (try --checkpoint last)", run.Dir, name)
 }
 
 // refuseExisting fails when path exists.

@@ -16,17 +16,29 @@
 #   WARMUP=200            requests before the "before" RSS
 #   SERVE_FLAGS="..."     extra flags for serve (e.g. --max-batch 16 --batch-wait 2ms)
 #   BUILD=0               skip `make build`
+#   BIN=path              the kfash-tf binary (default bin/kfash-tf)
 #   OUT=file.md           also write the table there
+#   ABUSE=1               then an abuse phase (ABUSE=only: the abuse phase alone):
+#                         for ABUSE_SECONDS (60), two curl loops send 10,000-image
+#                         requests, 256-image requests and GIF bombs (a 1x1 GIF with
+#                         one 20000x20000 frame, 100 frames of 3000x3000) while wrk
+#                         sends normal requests at concurrency 4; it reports crashes,
+#                         the server's peak RSS (VmHWM), the abusive requests'
+#                         statuses and the normal requests' p99 against a quiet run
+#                         of the same length. Serve a SavedModel (RUN=EXPORT) to hit
+#                         TensorFlow's in-graph GIF decoder.
 #
-# Needs wrk (Debian: apt-get install -y wrk), curl, base64.
+# Needs wrk (Debian: apt-get install -y wrk), curl, base64, go (for the GIF bombs).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bin=$root/bin/kfash-tf
+bin=${BIN:-$root/bin/kfash-tf}
 DATA=${DATA:-../shared/data/clothing-small}
 RUN=${RUN:-runs/cs3}
 REQUESTS=${REQUESTS:-"1:1000 8:3000 32:6000"}
+ABUSE=${ABUSE:-0}
+ABUSE_SECONDS=${ABUSE_SECONDS:-60}
 WARMUP=${WARMUP:-200}
 SERVE_FLAGS=${SERVE_FLAGS:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-serve.XXXXXX")
@@ -154,6 +166,9 @@ bench() {
 }
 
 bench 4 "$WARMUP" >/dev/null
+if [ "$ABUSE" = only ]; then
+	REQUESTS=
+fi
 rss_before=$(rss)
 rows=()
 total=0
@@ -169,8 +184,69 @@ for level in $REQUESTS; do
 done
 rss_after=$(rss)
 
+# timed SECONDS: normal requests at concurrency 4 for that long (wrk's
+# RESULT line).
+timed() {
+	BENCH_BODY=$work/body.json BENCH_DONE=$work/never BENCH_QUOTA=1000000000 \
+		wrk -t 1 -c 4 -d "${1}s" --timeout 60s -s "$work/post.lua" "$url/v1/models/kfash:predict" >"$work/wrk-timed.txt" 2>&1 || true
+	grep '^RESULT' "$work/wrk-timed.txt" || { cat "$work/wrk-timed.txt" >&2; die "wrk failed"; }
+}
+
+# The abuse phase: its table row strings, filled below.
+abuse_table=
+if [ "$ABUSE" != 0 ]; then
+	echo "bench-serve: abuse phase (${ABUSE_SECONDS}s quiet, then ${ABUSE_SECONDS}s under abuse)" >&2
+	tiny=iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==
+	instances() { # N: a row-format body of N tiny PNGs
+		printf '{"instances": ['
+		for i in $(seq 2 "$1"); do printf '{"b64": "%s"},' "$tiny"; done
+		printf '{"b64": "%s"}]}' "$tiny"
+	}
+	instances 10000 >"$work/abuse-10k.json"
+	instances 256 >"$work/abuse-256.json"
+	(cd "$work" && go run "$root/scripts/gifbomb.go" -screen 1x1 -frame 20000x20000 -frames 1 -out bomb-frame.gif &&
+		go run "$root/scripts/gifbomb.go" -screen 3000x3000 -frame 3000x3000 -frames 100 -out bomb-100.gif) ||
+		die "could not write the GIF bombs"
+	for g in bomb-frame bomb-100; do
+		printf '{"instances": [{"b64": "%s"}]}' "$(base64 -w0 "$work/$g.gif")" >"$work/abuse-$g.json"
+	done
+	eval "$(timed "$ABUSE_SECONDS" | tr ' ' '\n' | grep '=' | sed 's/^/quiet_/')"
+	hwm_quiet=$(awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+	# Two abusers, each bounded in time and in count, on loopback only.
+	end=$(($(date +%s) + ABUSE_SECONDS))
+	for a in 1 2; do
+		(
+			i=0
+			while [ "$(date +%s)" -lt "$end" ] && [ "$i" -lt 2000 ]; do
+				for b in 10k bomb-frame 256 bomb-100; do
+					curl -s -o /dev/null -m 60 -w "$b %{http_code}\n" -H 'Content-Type: application/json' \
+						--data-binary @"$work/abuse-$b.json" "$url/v1/models/kfash:predict" >>"$work/abuse-codes-$a.txt" || true
+				done
+				i=$((i + 1))
+			done
+		) &
+	done
+	eval "$(timed "$ABUSE_SECONDS" | tr ' ' '\n' | grep '=' | sed 's/^/abuse_/')"
+	wait $(jobs -p | grep -v "^$pid\$") 2>/dev/null || true
+	alive=yes
+	kill -0 "$pid" 2>/dev/null && curl -fsS -m 10 "$url/healthz" >/dev/null || alive=no
+	hwm=$(awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo "?")
+	codes=$(cat "$work"/abuse-codes-*.txt | sort | uniq -c | awk '{printf "%s%s→%s ×%d", (NR > 1 ? ", " : ""), $2, $3, $1}')
+	abuse_table=$(
+		echo "| phase (${ABUSE_SECONDS}s, normal requests at concurrency 4) | normal requests | non-200 | p50 ms | p99 ms | server peak RSS (VmHWM), MiB |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		awk -v n="$quiet_requests" -v bad="$((quiet_non200 + quiet_socket_errors))" -v p50="$quiet_p50_us" -v p99="$quiet_p99_us" -v h="$hwm_quiet" \
+			'BEGIN { printf "| quiet | %d | %d | %.1f | %.1f | %s |\n", n, bad, p50 / 1000, p99 / 1000, h }'
+		awk -v n="$abuse_requests" -v bad="$((abuse_non200 + abuse_socket_errors))" -v p50="$abuse_p50_us" -v p99="$abuse_p99_us" -v h="$hwm" \
+			'BEGIN { printf "| under abuse | %d | %d | %.1f | %.1f | %s |\n", n, bad, p50 / 1000, p99 / 1000, h }'
+		echo
+		echo "Abusive requests (body → status × count): ${codes}. Server alive after the abuse: ${alive}."
+	)
+fi
+
 kill -TERM "$pid"
-wait "$pid" || true
+status=0
+wait "$pid" || status=$?
 pid=
 # "stopped: N images in M model runs": the mean batch size.
 batching=$(awk '/^stopped:/ { printf "%d images in %d model runs, %.1f images per run", $2, $5, ($5 ? $2 / $5 : 0) }' "$work/serve.log")
@@ -179,10 +255,18 @@ batching=$(awk '/^stopped:/ { printf "%d images in %d model runs, %.1f images pe
 	echo "### kfash-tf serve on $(nproc) cores: $(sed -n 's/^serving \(.*\) as .*/\1/p' "$work/serve.log")"
 	echo
 	echo "One $(stat -c %s "$IMAGE")-byte JPEG per request as {\"b64\": ...}, wrk on loopback; serve flags: ${SERVE_FLAGS:-defaults (--max-batch 32 --batch-wait 5ms)}."
+	if [ -n "$REQUESTS" ]; then
+		echo
+		echo "| concurrency | requests | req/s | p50 ms | p99 ms | errors | server RSS after, MiB |"
+		echo "|---:|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n' "${rows[@]}"
+		echo
+		echo "Server RSS: ${rss_before} MiB after a ${WARMUP}-request warm-up, ${rss_after} MiB after ${total} more requests."
+	fi
+	if [ -n "$abuse_table" ]; then
+		echo
+		echo "$abuse_table"
+	fi
 	echo
-	echo "| concurrency | requests | req/s | p50 ms | p99 ms | errors | server RSS after, MiB |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|"
-	printf '%s\n' "${rows[@]}"
-	echo
-	echo "Server RSS: ${rss_before} MiB after a ${WARMUP}-request warm-up, ${rss_after} MiB after ${total} more requests. Batching over the whole run: ${batching}."
+	echo "Batching over the whole run: ${batching}. Exit status after SIGTERM: ${status}."
 } | tee "${OUT:-/dev/null}"

@@ -155,7 +155,7 @@ td a{color:inherit}
 .badge.finished{background:#e3f4e6;color:#1e6b31}
 .badge.running{background:#e2eefb;color:#1a5a9a}
 .badge.interrupted{background:#fdf0d9;color:#8a5a00}
-.badge.failed,.badge.corrupt{background:#fde4e3;color:#a1271f}
+.badge.failed,.badge.crashed,.badge.corrupt{background:#fde4e3;color:#a1271f}
 .run{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:6px 20px 18px;margin:18px 0}
 .run.best{border-color:var(--bestline);box-shadow:0 0 0 2px var(--best)}
 .run h2{margin:14px 0 4px}

@@ -260,7 +260,7 @@ func (v *view) statusCounts() string {
 }
 
 func stateOrder(s string) int {
-	for i, o := range []string{graphs.StateFinished, graphs.StateRunning, graphs.StateInterrupted, graphs.StateFailed, graphs.StateUnknown, StateCorrupt} {
+	for i, o := range []string{graphs.StateFinished, graphs.StateRunning, graphs.StateInterrupted, graphs.StateCrashed, graphs.StateFailed, graphs.StateUnknown, StateCorrupt} {
 		if s == o {
 			return i
 		}

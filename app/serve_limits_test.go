@@ -1,0 +1,344 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
+)
+
+// gifWithFrames writes a GIF with the given logical screen and frames
+// ({left, top, width, height}), each with a few bytes of LZW data: enough
+// for header checks, which must refuse the bombs among them before any
+// decoder runs.
+func gifWithFrames(screenW, screenH int, frames ...[4]int) []byte {
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, []byte("GIF89a"))
+	binary.Write(&b, binary.LittleEndian, []uint16{uint16(screenW), uint16(screenH)})
+	b.Write([]byte{0x80, 0, 0, 0, 0, 0, 255, 255, 255})
+	for _, f := range frames {
+		b.WriteByte(0x2C)
+		binary.Write(&b, binary.LittleEndian, []uint16{uint16(f[0]), uint16(f[1]), uint16(f[2]), uint16(f[3])})
+		b.Write([]byte{0, 2, 2, 0x4C, 0x01, 0})
+	}
+	b.WriteByte(0x3B)
+	return b.Bytes()
+}
+
+func repeatFrame(f [4]int, n int) [][4]int {
+	out := make([][4]int, n)
+	for i := range out {
+		out[i] = f
+	}
+	return out
+}
+
+// b64Instances is a row-format body of n copies of an encoded image.
+func b64Instances(n int, data []byte) string {
+	item := `{"b64": "` + b64(data) + `"}`
+	return `{"instances": [` + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + `]}`
+}
+
+// checkError checks a JSON error answer: its status and its words.
+func checkError(t *testing.T, what string, code int, data []byte, status int, want ...string) {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if code != status || json.Unmarshal(data, &e) != nil || e.Error == "" {
+		t.Errorf("%s: %d %s, want %d with a JSON error", what, code, data, status)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(e.Error, w) {
+			t.Errorf("%s: error %q lacks %q", what, e.Error, w)
+		}
+	}
+}
+
+// Requests over --max-instances get a 413 naming the flag, in every
+// format, and nothing is run or decoded. (A 2,000-image request used to
+// take 2.5 GB and 50 s; 10,000 killed the server.)
+func TestServeInstanceLimit(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxInstances = 2
+	s, ts, _ := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	png := augmenttest.PNG(0, 20, 1)
+	size := m.InputSize()
+	px := pixelsJSON(randomPixels(1, size, 3), size)
+	item := `{"b64": "` + b64(png) + `"}`
+	for _, c := range []struct{ name, body string }{
+		{"row b64", b64Instances(3, png)},
+		{"row pixels", `{"instances": [` + px + "," + px + "," + px + `]}`},
+		{"columnar b64", `{"inputs": [` + item + "," + item + "," + item + `]}`},
+		{"columnar tensor", `{"inputs": [` + px + "," + px + "," + px + `]}`},
+		{"keyed columnar tensor", `{"inputs": {"images": [` + px + "," + px + "," + px + `]}}`},
+	} {
+		code, data := post(t, url, "application/json", c.body)
+		checkError(t, c.name, code, data, http.StatusRequestEntityTooLarge, "--max-instances", "limit of 2")
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for i := 0; i < 3; i++ {
+		fw, _ := mw.CreateFormFile("image", fmt.Sprintf("%d.png", i))
+		fw.Write(png)
+	}
+	mw.Close()
+	code, data := post(t, ts.URL+"/v1/classify", mw.FormDataContentType(), body.String())
+	checkError(t, "classify", code, data, http.StatusRequestEntityTooLarge, "--max-instances")
+	if runs, _ := s.Runs(); runs != 0 {
+		t.Errorf("%d model runs for refused requests", runs)
+	}
+	// At the limit, all is well.
+	if rows := predictRows(t, url, b64Instances(2, png)); len(rows) != 2 {
+		t.Errorf("%d rows for 2 instances", len(rows))
+	}
+}
+
+// The pixels the headers of a request's images declare are summed before
+// anything is decoded: over --max-request-pixels is a 413, even when an
+// earlier image is corrupt (it is never decoded).
+func TestServeRequestPixelBudget(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxRequestPixels = 10_000
+	_, ts, _ := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	good := augmenttest.PNG(0, 80, 1) // 6,400 pixels
+	corrupt := append([]byte(nil), good...)
+	for i := 60; i < len(corrupt)-20; i++ {
+		corrupt[i] ^= 0x5A // the header stays readable, the data does not
+	}
+	body := `{"instances": [{"b64": "` + b64(corrupt) + `"}, {"b64": "` + b64(good) + `"}]}`
+	code, data := post(t, url, "application/json", body)
+	checkError(t, "two 80x80 images", code, data, http.StatusRequestEntityTooLarge, "--max-request-pixels", "10000 pixels")
+	if rows := predictRows(t, url, b64Instances(1, good)); len(rows) != 1 {
+		t.Errorf("%d rows", len(rows))
+	}
+}
+
+// GIF bombs are refused on their block headers by the Go-decoding server
+// too: a frame outside its logical screen, too many frames, frames whose
+// areas add up beyond --max-pixels.
+func TestServeGIFLimits(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxGIFFrames = 10
+	_, ts, _ := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	for _, c := range []struct {
+		name   string
+		gif    []byte
+		status int
+		want   string
+	}{
+		{"frame outside the screen", gifWithFrames(1, 1, [4]int{0, 0, 20000, 20000}), 400, "outside the 1x1 logical screen"},
+		{"too many frames", gifWithFrames(2, 2, repeatFrame([4]int{0, 0, 2, 2}, 11)...), 413, "(--max-gif-frames)"},
+		{"frames over --max-pixels", gifWithFrames(6000, 6000, repeatFrame([4]int{0, 0, 6000, 6000}, 2)...), 413, "72000000 pixels"},
+	} {
+		code, data := post(t, url, "application/json", b64Instances(1, c.gif))
+		checkError(t, c.name, code, data, c.status, "image 0", c.want)
+	}
+}
+
+// bigTinyRequest is a row-format request of n tiny PNGs.
+func bigTinyRequest(n int) string { return b64Instances(n, augmenttest.PNG(1, 8, 2)) }
+
+// A one-image request sent while a large one runs is answered first: the
+// large one runs chunk by chunk, taking turns. (It used to wait for the
+// whole large request.)
+func TestServeLargeRequestDoesNotBlockSmall(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxBatch, cfg.BatchWait = 2, 0
+	s, ts, _ := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code, data := post(t, url, "application/json", bigTinyRequest(128))
+		if code != 200 {
+			t.Errorf("large request: %d %s", code, data)
+		}
+		mu.Lock()
+		order = append(order, "large")
+		mu.Unlock()
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		if runs, _ := s.Runs(); runs >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the large request never ran")
+		}
+	}
+	predictRows(t, url, b64Instances(1, augmenttest.PNG(0, 30, 1)))
+	mu.Lock()
+	order = append(order, "small")
+	mu.Unlock()
+	wg.Wait()
+	if order[0] != "small" {
+		t.Errorf("answers in the order %v: the small request waited for the large one", order)
+	}
+}
+
+// A request past --request-timeout gets a 504 naming the flag, and its
+// remaining chunks are dropped rather than run; so are those of a request
+// whose client went away.
+func TestServeRequestTimeoutAndCancel(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxBatch, cfg.BatchWait, cfg.MaxInstances = 1, 0, 256
+	cfg.RequestTimeout = 300 * time.Millisecond
+	s, ts, logs := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	// settled waits for the model runs to stop, and returns their count.
+	settled := func() int64 {
+		runs, _ := s.Runs()
+		for {
+			time.Sleep(200 * time.Millisecond)
+			now, _ := s.Runs()
+			if now == runs {
+				return runs
+			}
+			runs = now
+		}
+	}
+	code, data := post(t, url, "application/json", bigTinyRequest(256))
+	checkError(t, "256 images in 300ms", code, data, http.StatusGatewayTimeout, "--request-timeout")
+	if runs := settled(); runs >= 256 {
+		t.Errorf("%d model runs: the timed-out request ran to the end", runs)
+	}
+
+	cfg.RequestTimeout = 30 * time.Second
+	s, ts, logs = newTestServer(t, m, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/models/kfash:predict", strings.NewReader(bigTinyRequest(256)))
+	go func() {
+		for runs, _ := s.Runs(); runs < 2; runs, _ = s.Runs() {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the client goes away
+	}()
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request finished before the client went away")
+	}
+	logs.waitFor(" 499 ", 10*time.Second)
+	if runs := settled(); runs >= 256 {
+		t.Errorf("%d model runs: the abandoned request ran to the end", runs)
+	}
+}
+
+// On shutdown, accepted small requests are answered, a long request still
+// running near the end of --shutdown-timeout gets a 503 instead of a cut
+// connection, and Serve returns nil (exit status 0). (Small requests used to
+// get EOF and the exit status was 1.)
+func TestServeShutdownDrains(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxBatch, cfg.BatchWait, cfg.MaxInstances = 1, 0, 256
+	cfg.ShutdownTimeout = 1500 * time.Millisecond
+	s, err := NewServer(m, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String() + "/v1/models/kfash:predict"
+	type answer struct {
+		code int
+		err  error
+	}
+	send := func(body string, out chan<- answer) {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			out <- answer{err: err}
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out <- answer{code: resp.StatusCode}
+	}
+	large := make(chan answer, 1)
+	go send(bigTinyRequest(256), large)
+	for runs, _ := s.Runs(); runs < 1; runs, _ = s.Runs() {
+		time.Sleep(time.Millisecond)
+	}
+	small := make(chan answer, 8)
+	for i := 0; i < 8; i++ {
+		go send(b64Instances(1, augmenttest.PNG(0, 30, int64(i))), small)
+	}
+	// Every request has reached its handler: the server accepted it. (The
+	// batcher's job count cannot tell: the large request keeps queuing.)
+	for deadline := time.Now().Add(10 * time.Second); s.InFlight() < 1+8; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in flight, waited for 9", s.InFlight())
+		}
+	}
+	cancel() // as SIGTERM does
+	if err := <-served; err != nil {
+		t.Errorf("Serve after the shutdown: %v", err)
+	}
+	for i := 0; i < 8; i++ {
+		if a := <-small; a.err != nil || a.code != 200 {
+			t.Errorf("small request: %d %v", a.code, a.err)
+		}
+	}
+	if a := <-large; a.err != nil || (a.code != 200 && a.code != http.StatusServiceUnavailable) {
+		t.Errorf("large request: %d %v, want 503 (or 200)", a.code, a.err)
+	}
+}
+
+// A connection the kernel accepted before the close is still handed out by
+// a closed drainingListener (and so served, not reset); after the drain
+// window Accept reports the listener closed.
+func TestDrainingListenerServesQueuedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := &drainingListener{Listener: ln}
+	client, err := net.Dial("tcp", ln.Addr().String()) // completes in the kernel's queue
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dl.Accept()
+	if err != nil {
+		t.Fatalf("the queued connection was dropped: %v", err)
+	}
+	c.Close()
+	if _, err := dl.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after the drain window: %v, want net.ErrClosed", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("the socket still accepts after the drain window")
+	}
+}
