@@ -22,6 +22,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/models"
 )
 
@@ -302,7 +303,7 @@ func writeBenchGraph(path string, tg *graphs.TrainGraph) error {
 	if _, err := tg.Graph.WriteTo(&def); err != nil {
 		return fmt.Errorf("serialising the graph for %s: %w", path, err)
 	}
-	if err := graphs.WriteFileAtomic(path, def.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, def.Bytes()); err != nil {
 		return err
 	}
 	var inits []string
@@ -319,7 +320,7 @@ func writeBenchGraph(path string, tg *graphs.TrainGraph) error {
 	if err := writeJSON(&js, names); err != nil {
 		return err
 	}
-	return graphs.WriteFileAtomic(path+".json", js.Bytes())
+	return atomicfile.WriteFile(path+".json", js.Bytes())
 }
 
 // syntheticBatch is n random images (0–255) with labels cycling through the

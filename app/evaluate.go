@@ -16,6 +16,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // Report is the result of `kfash-tf evaluate`, in the layout of sklearn's
@@ -76,7 +77,7 @@ func evaluateCommand() *cli.Command {
 			}
 			data, _ := json.MarshalIndent(rep, "", "  ")
 			path := filepath.Join(rep.Run, "evaluation-"+rep.Split+".json")
-			if err := graphs.WriteFileAtomic(path, append(data, '\n')); err != nil {
+			if err := atomicfile.WriteFile(path, append(data, '\n')); err != nil {
 				return err
 			}
 			switch c.String("format") {

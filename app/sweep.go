@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // sweepPending is the state in sweep.json of a run without a folder yet;
@@ -680,7 +681,7 @@ func (sw *sweeper) save() error {
 	if err != nil {
 		return err
 	}
-	return graphs.WriteFileAtomic(filepath.Join(sw.s.out, "sweep.json"), append(data, '\n'))
+	return atomicfile.WriteFile(filepath.Join(sw.s.out, "sweep.json"), append(data, '\n'))
 }
 
 // finish records the sweep's end, prints the summary and the next step,

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // Crop modes of KFashionOptions.Crop.
@@ -290,7 +292,7 @@ func ImportKFashion(o KFashionOptions) (*KFashionSummary, error) {
 		return nil, err
 	}
 	// The summary is written last: its presence marks a complete import.
-	if err := WriteFileAtomic(filepath.Join(o.Out, KFashionSummaryFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Out, KFashionSummaryFile), append(data, '\n')); err != nil {
 		return nil, err
 	}
 	return im.sum, nil

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // kfashionOutNames are the entries an import leaves in its output folder.
@@ -500,5 +502,5 @@ func writeKFashionManifest(p string, rows [][]string) error {
 	if err := w.Error(); err != nil {
 		return err
 	}
-	return WriteFileAtomic(p, buf.Bytes())
+	return atomicfile.WriteFile(p, buf.Bytes())
 }

@@ -11,7 +11,7 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
-	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -164,7 +164,7 @@ func (sv *Saver) Save(sess *tf.Session, prefix string) error {
 		return err
 	}
 	for _, f := range files {
-		if err := augment.SyncPath(f); err != nil {
+		if err := atomicfile.Sync(f); err != nil {
 			return fmt.Errorf("saving checkpoint %s: %w", prefix, err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 )
 
@@ -135,15 +135,15 @@ func (d CheckpointDir) WriteWith(save SaveFunc, names []string, st CheckpointSta
 	if err != nil {
 		return fmt.Errorf("checkpoint state: %w", err)
 	}
-	if err := writeSynced(filepath.Join(path, checkpointStateFile), append(state, '\n')); err != nil {
+	if err := atomicfile.Create(filepath.Join(path, checkpointStateFile), append(state, '\n')); err != nil {
 		return err
 	}
 	d.crash.Hit("ckpt-state")
 	// The folder's entries, then the folder's own entry in Dir.
-	if err := augment.SyncPath(path); err != nil {
+	if err := atomicfile.Sync(path); err != nil {
 		return err
 	}
-	if err := augment.SyncPath(d.Dir); err != nil {
+	if err := atomicfile.Sync(d.Dir); err != nil {
 		return err
 	}
 	d.crash.Hit("ckpt-synced")
@@ -234,32 +234,18 @@ func (d CheckpointDir) pointAt(name, folder string, st CheckpointState) error {
 	return d.writePointer(name, append(ptr, '\n'))
 }
 
-// writePointer replaces NAME.json atomically: temp file, fsync, rename,
-// fsync of the folder. (Not augment.WriteFileAtomicTemp: the crash points
-// sit between its steps.)
+// writePointer replaces NAME.json atomically (temp file, fsync, rename,
+// fsync of the folder), with crash points before and after the rename.
 func (d CheckpointDir) writePointer(name string, data []byte) error {
-	tmp, err := os.CreateTemp(d.Dir, "."+name+checkpointTempMarker+"*")
+	err := atomicfile.WriteFileWith(filepath.Join(d.Dir, name+".json"), data, atomicfile.Options{
+		TempPattern:  "." + name + checkpointTempMarker + "*",
+		BeforeRename: func() { d.crash.Hit("ckpt-" + name + "-temp") },
+	})
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	d.crash.Hit("ckpt-" + name + "-temp")
-	if err := os.Rename(tmp.Name(), filepath.Join(d.Dir, name+".json")); err != nil {
-		return err
-	}
 	d.crash.Hit("ckpt-" + name + "-renamed")
-	return augment.SyncPath(d.Dir)
+	return nil
 }
 
 // readPointer reads NAME.json.
@@ -432,20 +418,3 @@ func (d CheckpointDir) EpochEnd(epoch int) (folder string, st CheckpointState, e
 // epochEnd reports whether st was saved at an epoch's end rather than
 // inside the next epoch (an interrupted run's "last").
 func epochEnd(st CheckpointState) bool { return st.Loop == nil || st.Loop.BatchesDone == 0 }
-
-// writeSynced writes a new file and fsyncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 )
 
@@ -85,7 +85,7 @@ func (r Run) Create(cfg RunConfig) (Run, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := WriteFileAtomic(r.configPath(), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(r.configPath(), append(data, '\n')); err != nil {
 		return r, err
 	}
 	r.crash.Hit("run-created")
@@ -121,7 +121,7 @@ func (r Run) AppendMetrics(e EpochResult) error {
 		buf = append(buf, csvLine(metricsHeader))
 	}
 	buf = append(buf, csvLine(metricsRow(e)))
-	if err := appendSync(csvPath, buf...); err != nil {
+	if err := atomicfile.Append(csvPath, []byte(join(buf))); err != nil {
 		return err
 	}
 	r.crash.Hit("metrics-csv")
@@ -129,7 +129,7 @@ func (r Run) AppendMetrics(e EpochResult) error {
 	if err != nil {
 		return err
 	}
-	if err := appendSync(filepath.Join(r.Dir, "metrics.jsonl"), string(js)+"\n"); err != nil {
+	if err := atomicfile.Append(filepath.Join(r.Dir, "metrics.jsonl"), append(js, '\n')); err != nil {
 		return err
 	}
 	r.crash.Hit("metrics-appended")
@@ -175,10 +175,10 @@ func (r Run) TruncateMetrics(epoch int) error {
 		lines = append(lines, string(js)+"\n")
 		csvLines = append(csvLines, csvLine(metricsRow(e)))
 	}
-	if err := WriteFileAtomic(filepath.Join(r.Dir, "metrics.jsonl"), []byte(join(lines))); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.Dir, "metrics.jsonl"), []byte(join(lines))); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(r.Dir, "metrics.csv"), []byte(join(csvLines)))
+	return atomicfile.WriteFile(filepath.Join(r.Dir, "metrics.csv"), []byte(join(csvLines)))
 }
 
 // jsonSafe replaces NaN and infinities (which JSON cannot carry) by -1 in
@@ -208,29 +208,3 @@ func csvLine(fields []string) string {
 }
 
 func join(lines []string) string { return strings.Join(lines, "") }
-
-// appendSync appends the lines to path in one write and syncs the file.
-func appendSync(path string, lines ...string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(join(lines)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// folder, an fsync, a rename and an fsync of the folder, so readers see the
-// old or the new file, never a partial one, even after a crash. It is
-// augment.WriteFileAtomic, the project's one implementation, kept under this
-// name for the packages that write run files through graphs.
-func WriteFileAtomic(path string, data []byte) error {
-	return augment.WriteFileAtomic(path, data)
-}

@@ -23,7 +23,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -323,14 +323,14 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	if err != nil {
 		return res, fmt.Errorf("serialising saved_model.pb: %w", err)
 	}
-	if err := writeSynced(filepath.Join(tmp, "saved_model.pb"), data); err != nil {
+	if err := atomicfile.Create(filepath.Join(tmp, "saved_model.pb"), data); err != nil {
 		return res, err
 	}
 	if err := os.MkdirAll(filepath.Join(tmp, filepath.Dir(LabelsAsset)), 0o755); err != nil {
 		return res, err
 	}
 	labels := strings.Join(cfg.Classes, "\n") + "\n"
-	if err := writeSynced(filepath.Join(tmp, LabelsAsset), []byte(labels)); err != nil {
+	if err := atomicfile.Create(filepath.Join(tmp, LabelsAsset), []byte(labels)); err != nil {
 		return res, err
 	}
 
@@ -339,7 +339,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	}
 
 	for _, d := range []string{filepath.Join(tmp, "variables"), filepath.Join(tmp, filepath.Dir(LabelsAsset)), tmp} {
-		if err := augment.SyncPath(d); err != nil {
+		if err := atomicfile.Sync(d); err != nil {
 			return res, err
 		}
 	}
@@ -352,7 +352,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 		return res, fmt.Errorf("moving the export into %s: %w", final, err)
 	}
 	committed = true
-	return res, augment.SyncPath(outDir)
+	return res, atomicfile.Sync(outDir)
 }
 
 // resolveExportCheckpoint finds the checkpoint called name, or best then

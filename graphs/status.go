@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // Run states written to a run's status.json. A run folder without one (made
@@ -56,7 +58,7 @@ func (r Run) WriteStatus(s RunStatus) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(r.statusPath(), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(r.statusPath(), append(data, '\n')); err != nil {
 		return err
 	}
 	r.crash.Hit("status-written")

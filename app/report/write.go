@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // Formats selects the files Write produces. Figures (PNG and SVG) are
@@ -49,7 +50,7 @@ func Write(rep *Report, dir string, f Formats) (Written, error) {
 			return w, err
 		}
 		w.JSON = filepath.Join(dir, "report.json")
-		if err := graphs.WriteFileAtomic(w.JSON, data); err != nil {
+		if err := atomicfile.WriteFile(w.JSON, data); err != nil {
 			return w, err
 		}
 	}
@@ -64,7 +65,7 @@ func Write(rep *Report, dir string, f Formats) (Written, error) {
 	}
 	if f.Markdown {
 		w.Markdown = filepath.Join(dir, "report.md")
-		if err := graphs.WriteFileAtomic(w.Markdown, []byte(v.markdown())); err != nil {
+		if err := atomicfile.WriteFile(w.Markdown, []byte(v.markdown())); err != nil {
 			return w, err
 		}
 	}
@@ -74,7 +75,7 @@ func Write(rep *Report, dir string, f Formats) (Written, error) {
 			return w, err
 		}
 		w.HTML = filepath.Join(dir, "index.html")
-		if err := graphs.WriteFileAtomic(w.HTML, page); err != nil {
+		if err := atomicfile.WriteFile(w.HTML, page); err != nil {
 			return w, err
 		}
 	}
@@ -217,7 +218,7 @@ func (v *view) writeFigures(dir string) (int, error) {
 			name string
 			data []byte
 		}{{f.PNGFile(), f.PNG}, {f.SVGFile(), f.SVG}} {
-			if err := graphs.WriteFileAtomic(filepath.Join(dir, filepath.FromSlash(out.name)), out.data); err != nil {
+			if err := atomicfile.WriteFile(filepath.Join(dir, filepath.FromSlash(out.name)), out.data); err != nil {
 				return n, err
 			}
 			n++
