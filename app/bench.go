@@ -22,6 +22,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/models"
 )
@@ -61,20 +62,20 @@ type BenchTrain struct {
 // BenchReport is the result of 'kfash-tf bench NETWORK'. bench/run.py reads
 // its JSON; the Keras and PyTorch peers print the same layout.
 type BenchReport struct {
-	System          string               `json:"system"`
-	Network         string               `json:"network"`
-	InputSize       int                  `json:"input_size"`
-	TrainableParams int64                `json:"trainable_params"`
-	ForwardFLOPs    int64                `json:"forward_flops"`
-	TensorFlow      string               `json:"tensorflow_version"`
-	GoVersion       string               `json:"go_version"`
-	Threads         int                  `json:"cores"`
-	Session         graphs.SessionConfig `json:"session"`
-	XLA             bool                 `json:"xla_jit"`
-	Train           *BenchTrain          `json:"train,omitempty"`
-	Infer           *BenchTiming         `json:"infer,omitempty"`
-	Latency         *BenchTiming         `json:"latency,omitempty"`
-	PeakRSSBytes    int64                `json:"peak_rss_bytes"` // at the end of the whole run
+	System          string             `json:"system"`
+	Network         string             `json:"network"`
+	InputSize       int                `json:"input_size"`
+	TrainableParams int64              `json:"trainable_params"`
+	ForwardFLOPs    int64              `json:"forward_flops"`
+	TensorFlow      string             `json:"tensorflow_version"`
+	GoVersion       string             `json:"go_version"`
+	Threads         int                `json:"cores"`
+	Session         runs.SessionConfig `json:"session"`
+	XLA             bool               `json:"xla_jit"`
+	Train           *BenchTrain        `json:"train,omitempty"`
+	Infer           *BenchTiming       `json:"infer,omitempty"`
+	Latency         *BenchTiming       `json:"latency,omitempty"`
+	PeakRSSBytes    int64              `json:"peak_rss_bytes"` // at the end of the whole run
 }
 
 // benchPlan is what to run, from the flags.
@@ -86,8 +87,8 @@ type benchPlan struct {
 	warmup     int
 	minSteps   int
 	minTime    time.Duration
-	optimizer  graphs.OptimizerConfig
-	session    graphs.SessionConfig
+	optimizer  runs.OptimizerConfig
+	session    runs.SessionConfig
 	stepTimes  bool
 	graphOut   string
 	xla        bool
@@ -165,7 +166,7 @@ func benchPlanFromFlags(c *cli.Context) (benchPlan, error) {
 	p := benchPlan{
 		spec: spec, batch: c.Int("batch"), inferBatch: c.Int("infer-batch"), warmup: c.Int("warmup"),
 		minSteps: c.Int("steps"), minTime: time.Duration(c.Float64("min-seconds") * float64(time.Second)),
-		session:   graphs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: graphs.DeviceCPU},
+		session:   runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: runs.DeviceCPU},
 		stepTimes: c.Bool("step-times"), graphOut: c.String("graph-out"), xla: c.Bool("xla"),
 	}
 	if p.measures, err = parseMeasures(c.String("measure")); err != nil {
@@ -174,7 +175,7 @@ func benchPlanFromFlags(c *cli.Context) (benchPlan, error) {
 	if p.batch < 1 || p.inferBatch < 1 || p.minSteps < 1 || p.warmup < 0 || p.minTime < 0 {
 		return p, fmt.Errorf("--batch, --infer-batch and --steps must be at least 1, --warmup and --min-seconds not negative")
 	}
-	p.optimizer = graphs.OptimizerConfig{Name: spec.Recipe.Optimizer, WeightDecay: spec.Recipe.WeightDecay}
+	p.optimizer = runs.OptimizerConfig{Name: spec.Recipe.Optimizer, WeightDecay: spec.Recipe.WeightDecay}
 	if o := c.String("optimizer"); o != "" {
 		p.optimizer.Name = o
 	}
@@ -368,7 +369,7 @@ func newBenchPredictor(p benchPlan, tg *graphs.TrainGraph, t *graphs.Trainer) (*
 	if err := tg.Saver.Save(t.Sess, prefix); err != nil {
 		return nil, err
 	}
-	ig, err := graphs.BuildInferenceGraph(graphs.RunConfig{
+	ig, err := graphs.BuildInferenceGraph(runs.Config{
 		Network: p.spec.Name, InputSize: p.spec.InputSize, Classes: benchClasses, Std: [3]float32{1, 1, 1},
 		Dropout: p.spec.Recipe.Dropout, Seed: 1,
 	})
@@ -535,7 +536,7 @@ func benchMatMulCommand() *cli.Command {
 			if n < 1 || c.Int("steps") < 1 || c.Int("warmup") < 0 {
 				return fmt.Errorf("--size and --steps must be at least 1, --warmup not negative")
 			}
-			sc := graphs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), Device: graphs.DeviceCPU}
+			sc := runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), Device: runs.DeviceCPU}
 			res, err := benchMatMul(n, c.Int("warmup"), c.Int("steps"), time.Duration(c.Float64("min-seconds")*float64(time.Second)), sc)
 			if err != nil {
 				return err
@@ -552,7 +553,7 @@ func benchMatMulCommand() *cli.Command {
 
 // benchMatMul times n×n · n×n products of two random matrices held in
 // variables, so nothing is copied in or out per product.
-func benchMatMul(n, warmup, minSteps int, minTime time.Duration, sc graphs.SessionConfig) (*BenchMatMul, error) {
+func benchMatMul(n, warmup, minSteps int, minTime time.Duration, sc runs.SessionConfig) (*BenchMatMul, error) {
 	s := op.NewScope()
 	shape := op.Const(s.SubScope("shape"), []int64{int64(n), int64(n)})
 	var reads []tf.Output

@@ -3,31 +3,20 @@ package app
 import (
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
 	"io"
-	"io/fs"
-	"math"
-	"math/rand"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/augment/fmnist"
 )
 
 // fashionMNISTDir is where Debian's dataset-fashion-mnist package installs
 // the four gzipped IDX files.
 const fashionMNISTDir = "/usr/share/datasets/fashion-mnist"
-
-// fashionMNISTClasses are the class folder names of Fashion-MNIST's labels 0–9.
-var fashionMNISTClasses = []string{"t-shirt", "trouser", "pullover", "dress", "coat",
-	"sandal", "shirt", "sneaker", "bag", "ankle-boot"}
 
 const fashionMNISTHint = "install it with `apt-get install dataset-fashion-mnist`, or download the four upstream .gz files and pass --src"
 
@@ -51,7 +40,7 @@ func fashionMNISTCommand() *cli.Command {
 			"28×28 gray PNGs named after the image's index in its IDX file. The training file is\n" +
 			"split into Train and Validation by a shuffle seeded with --seed; t10k becomes Test.\n" +
 			"Files are written into OUT/.tmp-* and moved into place at the end; OUT must be empty.\n\n" +
-			"Classes (labels 0-9): " + strings.Join(fashionMNISTClasses, ", ") + ".\n\n" +
+			"Classes (labels 0-9): " + strings.Join(fmnist.Classes(), ", ") + ".\n\n" +
 			"Examples:\n  kfash-tf data fashion-mnist --out data/fmnist\n" +
 			"  kfash-tf data fashion-mnist --out data/shoes --classes sandal,sneaker,ankle-boot --train-limit 6000",
 		Flags: []cli.Flag{
@@ -67,7 +56,7 @@ func fashionMNISTCommand() *cli.Command {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("unexpected argument %q", c.Args().First())
 			}
-			opts := fmnistOptions{
+			opts := fmnist.Options{
 				Src: c.String("src"), Out: c.String("out"), ValFraction: c.Float64("val-fraction"),
 				Seed: c.Int64("seed"), TrainLimit: c.Int("train-limit"), Workers: c.Int("workers"),
 			}
@@ -83,26 +72,9 @@ func fashionMNISTCommand() *cli.Command {
 	}
 }
 
-type fmnistOptions struct {
-	Src, Out    string
-	Classes     []string
-	ValFraction float64
-	Seed        int64
-	TrainLimit  int
-	Workers     int
-}
-
-// convertSummary counts the images written, per split and class.
-type convertSummary struct {
-	Classes []string
-	Splits  []string
-	Counts  map[string][]int
-}
-
-// fmnistSplitDirs are the split folder names written, in order.
-var fmnistSplitDirs = []string{"Train", "Validation", "Test"}
-
-func convertFashionMNIST(o fmnistOptions) (*convertSummary, error) {
+// convertFashionMNIST checks the flags fashion-mnist passes in opts and
+// runs the conversion; errors speak of the flags.
+func convertFashionMNIST(o fmnist.Options) (*fmnist.Summary, error) {
 	if o.Out == "" {
 		return nil, errors.New("--out is required")
 	}
@@ -112,216 +84,18 @@ func convertFashionMNIST(o fmnistOptions) (*convertSummary, error) {
 	if o.TrainLimit < 0 {
 		return nil, fmt.Errorf("--train-limit %d must not be negative", o.TrainLimit)
 	}
-	if o.Workers < 1 {
-		o.Workers = 1
-	}
-	classes, labelToClass, err := selectFashionClasses(o.Classes)
-	if err != nil {
-		return nil, err
-	}
-	if info, err := os.Stat(o.Src); err != nil || !info.IsDir() {
-		return nil, fmt.Errorf("%s: no Fashion-MNIST folder: %s", o.Src, fashionMNISTHint)
-	}
-	paths := map[string]string{}
-	for _, base := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"} {
-		p, err := augment.FindIDX(o.Src, base)
-		if err != nil {
-			return nil, fmt.Errorf("%s: no %s or %s.gz: %s", o.Src, base, base, fashionMNISTHint)
+	sum, err := fmnist.Convert(o)
+	var se *fmnist.SourceError
+	if errors.As(err, &se) {
+		if se.File == "" {
+			return nil, fmt.Errorf("%s: no Fashion-MNIST folder: %s", se.Dir, fashionMNISTHint)
 		}
-		paths[base] = p
+		return nil, fmt.Errorf("%s: no %s or %s.gz: %s", se.Dir, se.File, se.File, fashionMNISTHint)
 	}
-	if err := prepareOut(o.Out); err != nil {
-		return nil, err
-	}
-
-	trainImgs, trainLabels, err := augment.ReadIDXPair(paths["train-images-idx3-ubyte"], paths["train-labels-idx1-ubyte"], len(fashionMNISTClasses))
-	if err != nil {
-		return nil, err
-	}
-	testImgs, testLabels, err := augment.ReadIDXPair(paths["t10k-images-idx3-ubyte"], paths["t10k-labels-idx1-ubyte"], len(fashionMNISTClasses))
-	if err != nil {
-		return nil, err
-	}
-
-	// Train/validation: shuffle the selected training images, keep the
-	// first --train-limit, and send the first val-fraction to Validation.
-	var trainIdx []int
-	for i, l := range trainLabels {
-		if labelToClass[l] >= 0 {
-			trainIdx = append(trainIdx, i)
-		}
-	}
-	rng := rand.New(rand.NewSource(o.Seed))
-	rng.Shuffle(len(trainIdx), func(i, j int) { trainIdx[i], trainIdx[j] = trainIdx[j], trainIdx[i] })
-	if o.TrainLimit > 0 && o.TrainLimit < len(trainIdx) {
-		trainIdx = trainIdx[:o.TrainLimit]
-	}
-	nVal := int(math.Round(o.ValFraction * float64(len(trainIdx))))
-	var testIdx []int
-	for i, l := range testLabels {
-		if labelToClass[l] >= 0 {
-			testIdx = append(testIdx, i)
-		}
-	}
-
-	tmp, err := os.MkdirTemp(o.Out, ".tmp-fashion-mnist-")
-	if err != nil {
-		return nil, err
-	}
-	sum := &convertSummary{Classes: classes, Splits: fmnistSplitDirs, Counts: map[string][]int{}}
-	jobs := []struct {
-		split  string
-		imgs   *augment.IDXImages
-		labels []byte
-		idx    []int
-	}{
-		{"Train", trainImgs, trainLabels, trainIdx[nVal:]},
-		{"Validation", trainImgs, trainLabels, trainIdx[:nVal]},
-		{"Test", testImgs, testLabels, testIdx},
-	}
-	for _, j := range jobs {
-		counts := make([]int, len(classes))
-		for _, class := range classes {
-			if err := os.MkdirAll(filepath.Join(tmp, j.split, class), 0o755); err != nil {
-				return nil, err
-			}
-		}
-		for _, i := range j.idx {
-			counts[labelToClass[j.labels[i]]]++
-		}
-		sum.Counts[j.split] = counts
-		if err := writePNGs(tmp, j.split, j.imgs, j.labels, j.idx, classes, labelToClass, o.Workers); err != nil {
-			return nil, err
-		}
-	}
-	for _, split := range fmnistSplitDirs {
-		if err := os.Rename(filepath.Join(tmp, split), filepath.Join(o.Out, split)); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.Remove(tmp); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return sum, err
 }
 
-// selectFashionClasses returns the classes kept, in label order, and the
-// index of each label's class among them (-1: dropped).
-func selectFashionClasses(want []string) ([]string, []int, error) {
-	labelToClass := make([]int, 256)
-	for i := range labelToClass {
-		labelToClass[i] = -1
-	}
-	keep := make([]bool, len(fashionMNISTClasses))
-	if len(want) == 0 {
-		for i := range keep {
-			keep[i] = true
-		}
-	}
-	for _, w := range want {
-		name := strings.ToLower(strings.TrimSpace(w))
-		found := false
-		for i, c := range fashionMNISTClasses {
-			if c == name {
-				if keep[i] {
-					return nil, nil, fmt.Errorf("--classes names %s twice", c)
-				}
-				keep[i], found = true, true
-			}
-		}
-		if !found {
-			return nil, nil, fmt.Errorf("unknown class %q: Fashion-MNIST's classes are %s", w, strings.Join(fashionMNISTClasses, ", "))
-		}
-	}
-	var classes []string
-	for i, k := range keep {
-		if k {
-			labelToClass[i] = len(classes)
-			classes = append(classes, fashionMNISTClasses[i])
-		}
-	}
-	return classes, labelToClass, nil
-}
-
-// prepareOut creates out, or checks that it is empty. Leftover .tmp-*
-// folders of an interrupted conversion are removed.
-func prepareOut(out string) error {
-	entries, err := os.ReadDir(out)
-	if errors.Is(err, fs.ErrNotExist) {
-		return os.MkdirAll(out, 0o755)
-	}
-	if err != nil {
-		return err
-	}
-	var stale []string
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-") {
-			stale = append(stale, filepath.Join(out, e.Name()))
-			continue
-		}
-		return fmt.Errorf("%s is not empty (it has %s): choose a new --out folder", out, e.Name())
-	}
-	for _, s := range stale {
-		if err := os.RemoveAll(s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func writePNGs(root, split string, imgs *augment.IDXImages, labels []byte, idx []int, classes []string, labelToClass []int, workers int) error {
-	ch := make(chan int)
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	var once sync.Once
-	done := make(chan struct{})
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range ch {
-				class := classes[labelToClass[labels[i]]]
-				p := filepath.Join(root, split, class, fmt.Sprintf("%05d.png", i))
-				if err := writeGrayPNG(p, imgs.Image(i), imgs.Cols, imgs.Rows); err != nil {
-					errc <- err
-					once.Do(func() { close(done) })
-					return
-				}
-			}
-		}()
-	}
-feed:
-	for _, i := range idx {
-		select {
-		case ch <- i:
-		case <-done:
-			break feed
-		}
-	}
-	close(ch)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
-}
-
-func writeGrayPNG(path string, pix []byte, w, h int) error {
-	img := &image.Gray{Pix: pix, Stride: w, Rect: image.Rect(0, 0, w, h)}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return f.Close()
-}
-
-func printConvertSummary(w io.Writer, outDir string, s *convertSummary) error {
+func printConvertSummary(w io.Writer, outDir string, s *fmnist.Summary) error {
 	fmt.Fprintf(w, "wrote %s\n", outDir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "class\t%s\t\n", strings.Join(s.Splits, "\t"))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/augment/kfashion"
 )
 
 // kfashionStudyStyles are the styles of the K-Fashion study.
@@ -60,8 +60,8 @@ func importKFashionCommand() *cli.Command {
 			&cli.IntFlag{Name: "train-per-class", Value: 2400, Usage: "photos of each style for Train"},
 			&cli.IntFlag{Name: "val-per-class", Value: 600, Usage: "photos of each style for Validation"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the per-style shuffle that picks the photos"},
-			&cli.StringFlag{Name: "crop", Value: augment.KFashionCropNone, Usage: "none (photos as they are) or outfit (crop to the garment boxes + 5%, JPEG)"},
-			&cli.StringFlag{Name: "verify", Value: augment.KFashionVerifyFull, Usage: "check of each picked photo: full (decode it) or header (format and size only; faster)"},
+			&cli.StringFlag{Name: "crop", Value: kfashion.CropNone, Usage: "none (photos as they are) or outfit (crop to the garment boxes + 5%, JPEG)"},
+			&cli.StringFlag{Name: "verify", Value: kfashion.VerifyFull, Usage: "check of each picked photo: full (decode it) or header (format and size only; faster)"},
 			&cli.IntFlag{Name: "workers", Value: runtime.NumCPU(), Usage: "goroutines reading labels and photos"},
 			formatFlag("text", "json"),
 		},
@@ -76,13 +76,13 @@ func importKFashionCommand() *cli.Command {
 				return errors.New("--src and --out are required: kfash-tf data import-kfashion --src AIHUB_DIR --out DIR (see --help)")
 			}
 			prog := &kfashionProgress{w: c.App.ErrWriter, every: kfashionProgressEvery}
-			sum, err := augment.ImportKFashion(augment.KFashionOptions{
+			sum, err := kfashion.Import(kfashion.Options{
 				Src: c.String("src"), Out: c.String("out"), Styles: strings.Split(c.String("styles"), ","),
 				TrainPerClass: c.Int("train-per-class"), ValPerClass: c.Int("val-per-class"), Seed: c.Int64("seed"),
 				Crop: c.String("crop"), Verify: c.String("verify"), Workers: c.Int("workers"), Progress: prog.report,
 			})
 			if err != nil {
-				return err
+				return kfashionFlagError(err)
 			}
 			for _, w := range sum.Warnings {
 				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
@@ -95,11 +95,37 @@ func importKFashionCommand() *cli.Command {
 	}
 }
 
+// kfashionSettingFlags are the flags of the settings kfashion.SettingDiff
+// names; crop_margin has none (it is fixed).
+var kfashionSettingFlags = map[string]string{
+	"src": "--src", "styles": "--styles", "train_per_class": "--train-per-class", "val_per_class": "--val-per-class",
+	"seed": "--seed", "crop": "--crop", "crop_margin": "crop margin", "verify": "--verify",
+}
+
+// kfashionFlagError restates an import into a folder that holds an import
+// made with other settings in terms of the flags that differ.
+func kfashionFlagError(err error) error {
+	var se *kfashion.SettingsError
+	if !errors.As(err, &se) {
+		return err
+	}
+	d := make([]string, len(se.Diffs))
+	for i, x := range se.Diffs {
+		name := kfashionSettingFlags[x.Name]
+		if name == "" {
+			name = x.Name
+		}
+		d[i] = fmt.Sprintf("%s %s (it has %s)", name, x.Now, x.Was)
+	}
+	return fmt.Errorf("%s holds an import made with other settings (%s): choose a new --out folder, or delete %s to import again",
+		se.Out, strings.Join(d, "; "), se.Out)
+}
+
 // kfashionStyleHelp lists the styles as "  Resort 리조트, Retro 레트로, …",
 // four to a line.
 func kfashionStyleHelp() string {
 	var lines, line []string
-	for _, s := range augment.KFashionStyles() {
+	for _, s := range kfashion.Styles() {
 		name := s.English + " " + s.Korean
 		if len(s.Aliases) > 0 {
 			name += " (" + strings.Join(s.Aliases, ", ") + ")"
@@ -122,10 +148,10 @@ type kfashionProgress struct {
 	every time.Duration
 	stage string
 	since time.Time // last line printed, or start of the stage
-	last  augment.KFashionProgress
+	last  kfashion.Progress
 }
 
-func (p *kfashionProgress) report(r augment.KFashionProgress) {
+func (p *kfashionProgress) report(r kfashion.Progress) {
 	if r.Stage != p.stage {
 		p.stage, p.since = r.Stage, time.Now()
 	}
@@ -135,11 +161,11 @@ func (p *kfashionProgress) report(r augment.KFashionProgress) {
 	}
 	p.since, p.last = time.Now(), r
 	switch r.Stage {
-	case augment.KFashionStageScan:
+	case kfashion.StageScan:
 		fmt.Fprintf(p.w, "scanning --src: %s label and image files found\n", commas(int64(r.Done)))
-	case augment.KFashionStageLabels:
+	case kfashion.StageLabels:
 		fmt.Fprintf(p.w, "reading labels: %s/%s\n", commas(int64(r.Done)), commas(int64(r.Total)))
-	case augment.KFashionStageImages:
+	case kfashion.StageImages:
 		fmt.Fprintf(p.w, "importing photos: %s/%s\n", commas(int64(r.Done)), commas(int64(r.Total)))
 	}
 }
@@ -156,7 +182,7 @@ func kfashionPairs(n int) string {
 // text summary prints (import-summary.json keeps a few more).
 const kfashionMaxShownExamples = 3
 
-func printKFashionSummary(w io.Writer, outDir string, s *augment.KFashionSummary) error {
+func printKFashionSummary(w io.Writer, outDir string, s *kfashion.Summary) error {
 	total := s.Linked + s.Copied + s.Written
 	var how []string
 	for _, h := range []struct {
@@ -205,6 +231,6 @@ func printKFashionSummary(w io.Writer, outDir string, s *augment.KFashionSummary
 			fmt.Fprintf(w, "      %s\n", e)
 		}
 	}
-	fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(outDir, augment.KFashionManifestFile), filepath.Join(outDir, augment.KFashionSummaryFile))
+	fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(outDir, kfashion.ManifestFile), filepath.Join(outDir, kfashion.SummaryFile))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/augment/fmnist"
 )
 
 func idxFile(t *testing.T, path string, magic uint32, dims []int, data []byte, gz bool) {
@@ -55,8 +56,8 @@ func tinyFashionMNIST(t *testing.T, nTrain, nTest int) string {
 				pix[i*28*28+j] = byte(f.base + i)
 			}
 		}
-		idxFile(t, filepath.Join(dir, f.prefix+"-images-idx3-ubyte"), augment.IDXImagesMagic, []int{f.n, 28, 28}, pix, f.gz)
-		idxFile(t, filepath.Join(dir, f.prefix+"-labels-idx1-ubyte"), augment.IDXLabelsMagic, []int{f.n}, labels, f.gz)
+		idxFile(t, filepath.Join(dir, f.prefix+"-images-idx3-ubyte"), fmnist.ImagesMagic, []int{f.n, 28, 28}, pix, f.gz)
+		idxFile(t, filepath.Join(dir, f.prefix+"-labels-idx1-ubyte"), fmnist.LabelsMagic, []int{f.n}, labels, f.gz)
 	}
 	return dir
 }
@@ -181,7 +182,7 @@ func TestDataFashionMNISTErrors(t *testing.T) {
 		}
 	}
 	// Mismatched counts name both files.
-	idxFile(t, filepath.Join(src, "t10k-labels-idx1-ubyte"), augment.IDXLabelsMagic, []int{3}, []byte{1, 2, 3}, false)
+	idxFile(t, filepath.Join(src, "t10k-labels-idx1-ubyte"), fmnist.LabelsMagic, []int{3}, []byte{1, 2, 3}, false)
 	_, err := runApp(t, "data", "fashion-mnist", "--src", src, "--out", filepath.Join(t.TempDir(), "o"))
 	if err == nil || !strings.Contains(err.Error(), "t10k-labels-idx1-ubyte") || !strings.Contains(err.Error(), "3 labels") {
 		t.Errorf("count mismatch: err = %v", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
@@ -34,8 +35,8 @@ type Report struct {
 	Loss            float64             `json:"loss"`
 	PerClass        []ClassReport       `json:"per_class"`
 	MacroF1         float64             `json:"macro_f1"`
-	MacroAvg        graphs.ClassScores  `json:"macro_avg"`
-	WeightedAvg     graphs.ClassScores  `json:"weighted_avg"`
+	MacroAvg        runs.ClassScores    `json:"macro_avg"`
+	WeightedAvg     runs.ClassScores    `json:"weighted_avg"`
 	ConfusionMatrix [][]int64           `json:"confusion_matrix"`
 	ExtraClasses    []string            `json:"extra_classes,omitempty"`
 	Predictions     []graphs.Prediction `json:"-"`
@@ -44,7 +45,7 @@ type Report struct {
 // ClassReport is one class's row.
 type ClassReport struct {
 	Class string `json:"class"`
-	graphs.ClassScores
+	runs.ClassScores
 }
 
 func evaluateCommand() *cli.Command {
@@ -95,12 +96,12 @@ func evaluateCommand() *cli.Command {
 
 // evaluate runs the run's inference graph over one split of dir.
 func evaluate(ctx context.Context, runDir, dir, split, checkpoint string, batch int, log io.Writer) (*Report, error) {
-	run, cfg, err := graphs.OpenRun(runDir)
+	run, cfg, err := runs.Open(runDir)
 	if err != nil {
 		return nil, err
 	}
 	rc, err := run.ResolveCheckpoint(checkpoint)
-	if errors.Is(err, graphs.ErrNoCheckpoint) && checkpoint == "best" {
+	if errors.Is(err, runs.ErrNoCheckpoint) && checkpoint == "best" {
 		// Said plainly rather than silently evaluating last.
 		return nil, fmt.Errorf("run %s has no best checkpoint (no epoch finished, or it was killed first): evaluate --checkpoint last, or resume the run", runDir)
 	}
@@ -156,7 +157,7 @@ func evaluate(ctx context.Context, runDir, dir, split, checkpoint string, batch 
 	if err != nil {
 		return nil, err
 	}
-	conf := graphs.NewConfusion(len(cfg.Classes))
+	conf := runs.NewConfusion(len(cfg.Classes))
 	lossSum := 0.0
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // exportReport is what `kfash-tf export --format json` prints.
@@ -73,7 +74,7 @@ func exportCommand(version string) *cli.Command {
 			res, err := graphs.ExportSavedModel(runDir, c.String("out"), graphs.ExportOptions{
 				Checkpoint: checkpoint,
 				Version:    c.Int64("version"),
-				Session:    graphs.SessionConfig{Device: c.String("device")},
+				Session:    runs.SessionConfig{Device: c.String("device")},
 				Program:    version,
 			})
 			if err != nil {
@@ -88,7 +89,7 @@ func exportCommand(version string) *cli.Command {
 }
 
 func printExport(c *cli.Context, runDir string, version int64, res graphs.ExportResult) error {
-	_, cfg, err := graphs.OpenRun(runDir)
+	_, cfg, err := runs.Open(runDir)
 	if err != nil {
 		return err
 	}

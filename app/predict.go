@@ -15,6 +15,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // prediction is one image's result.
@@ -56,7 +57,7 @@ func predictCommand() *cli.Command {
 			if err := checkFormat(format, "table", "json", "csv"); err != nil {
 				return err
 			}
-			model, err := graphs.OpenModel(c.Args().First(), c.String("checkpoint"), graphs.SessionConfig{})
+			model, err := graphs.OpenModel(c.Args().First(), c.String("checkpoint"), runs.SessionConfig{})
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // progress shows training progress: a redrawn bar with ETA and images/s on
@@ -65,7 +66,7 @@ func (p *progress) step(s graphs.StepInfo) {
 	}
 }
 
-func (p *progress) epoch(r graphs.EpochResult) {
+func (p *progress) epoch(r runs.EpochResult) {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
 	}

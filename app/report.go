@@ -6,6 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kfash-tf/kfash-tf/app/report"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/models"
 )
 
 func reportCommand() *cli.Command {
@@ -63,7 +65,7 @@ func runReport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := report.Build(found, report.Options{Split: c.String("split")})
+	rep := report.Build(found, report.Options{Split: c.String("split"), Network: registryNetworks()})
 	if format == "json" {
 		data, err := rep.JSON()
 		if err != nil {
@@ -102,4 +104,32 @@ func summaryLine(rep *report.Report) string {
 	}
 	sel := b.SelectedRow()
 	return fmt.Sprintf("%s; best: %s (validation accuracy %.2f%% at epoch %d)", s, b.Name, 100*sel.ValAcc, sel.Epoch)
+}
+
+// registryNetworks describes networks from the models registry, building
+// each (network, classes, dropout) once: a sweep has many runs of the same
+// network.
+func registryNetworks() report.NetworkInfo {
+	cache := map[string]report.NetInfo{}
+	return func(cfg runs.Config) (report.NetInfo, error) {
+		spec, err := models.Get(cfg.Network)
+		if err != nil {
+			return report.NetInfo{}, err
+		}
+		mc := models.Config{NumClasses: len(cfg.Classes), Dropout: cfg.Dropout}
+		if mc.NumClasses == 0 {
+			return report.NetInfo{}, fmt.Errorf("config.json lists no classes")
+		}
+		key := fmt.Sprintf("%s/%d/%g", spec.Name, mc.NumClasses, mc.Dropout)
+		if info, ok := cache[key]; ok {
+			return info, nil
+		}
+		sum, err := models.Summarize(spec, mc)
+		if err != nil {
+			return report.NetInfo{}, err
+		}
+		info := report.NetInfo{Params: sum.TrainableParams, HasDropout: spec.HasDrop}
+		cache[key] = info
+		return info, nil
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // The serve command: its flags, their validation, and the process around a
@@ -72,7 +73,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sc := graphs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")}
+			sc := runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")}
 			return runServe(c.Context, c.Args().First(), c.String("checkpoint"), sc, cfg, net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port"))), c.App.ErrWriter)
 		},
 	}
@@ -131,7 +132,7 @@ func countFlag(c *cli.Context, name string, hi float64) (int64, error) {
 }
 
 // runServe loads the model, listens on addr and serves until SIGINT/SIGTERM.
-func runServe(ctx context.Context, path, checkpoint string, sc graphs.SessionConfig, cfg ServeConfig, addr string, logw io.Writer) error {
+func runServe(ctx context.Context, path, checkpoint string, sc runs.SessionConfig, cfg ServeConfig, addr string, logw io.Writer) error {
 	m, err := graphs.OpenModel(path, checkpoint, sc)
 	if err != nil {
 		return err

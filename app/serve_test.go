@@ -26,6 +26,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 var serveTestClasses = []string{"circle", "square", "stripe"}
@@ -35,7 +36,7 @@ var serveTestClasses = []string{"circle", "square", "stripe"}
 // opens it.
 func serveTestModel(t *testing.T) *graphs.Model {
 	t.Helper()
-	m, err := graphs.OpenModel(serveTestRun(t), "", graphs.SessionConfig{})
+	m, err := graphs.OpenModel(serveTestRun(t), "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +48,9 @@ func serveTestModel(t *testing.T) *graphs.Model {
 func serveTestRun(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "run")
-	cfg := graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: serveTestClasses, Normalize: "none",
+	cfg := runs.Config{Network: "vgg8", InputSize: 150, Classes: serveTestClasses, Normalize: "none",
 		Std: [3]float32{1, 1, 1}, Seed: 5, Created: time.Now()}
-	if _, _, err := graphstest.UntrainedRun(dir, cfg, graphs.CheckpointState{Epoch: 2, Time: time.Now()}); err != nil {
+	if _, _, err := graphstest.UntrainedRun(dir, cfg, runs.CheckpointState{Epoch: 2, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -776,7 +777,7 @@ func TestServeExportedSavedModel(t *testing.T) {
 	if out, err := exec.Command(bin, "export", run, "--out", export).CombinedOutput(); err != nil {
 		t.Skipf("kfash-tf export failed (no exporter in this build?): %v\n%s", err, out)
 	}
-	m, err := graphs.OpenModel(export, "", graphs.SessionConfig{})
+	m, err := graphs.OpenModel(export, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
 // sweepPending is the state in sweep.json of a run without a folder yet;
-// the others are its folder's status.json states (graphs.State*).
+// the others are its folder's status.json states (runs.State*).
 const sweepPending = "pending"
 
 // Actions the sweep takes for a run, from its folder's state.
@@ -205,8 +205,8 @@ func resolveSweep(c *cli.Context) (sweepSetup, error) {
 type runState struct {
 	action string
 	dir    string
-	status graphs.RunStatus
-	cfg    graphs.RunConfig
+	status runs.Status
+	cfg    runs.Config
 	reason string // why a run is refused or restarted
 }
 
@@ -239,7 +239,7 @@ func inspectRun(s sweepSetup, r sweepRun) runState {
 	case !info.IsDir():
 		return st.refuse(st.dir + " exists and is not a folder")
 	}
-	run, cfg, err := graphs.OpenRun(st.dir)
+	run, cfg, err := runs.Open(st.dir)
 	if err != nil {
 		if _, statErr := os.Stat(filepath.Join(st.dir, "config.json")); statErr == nil {
 			return st.refuse(err.Error())
@@ -255,10 +255,10 @@ func inspectRun(s sweepSetup, r sweepRun) runState {
 		return st.refuse(fmt.Sprintf("%s was made with other settings (%v): move it away or choose another --out", st.dir, err))
 	}
 	if st.status, err = run.ReadStatus(); err != nil {
-		st.status.State = graphs.StateUnknown
+		st.status.State = runs.StateUnknown
 	}
 	epochs := r.epochs()
-	if st.status.State == graphs.StateFinished {
+	if st.status.State == runs.StateFinished {
 		st.action = actSkip
 		if epochs > cfg.Epochs {
 			st.action = actExtend
@@ -303,7 +303,7 @@ var runFiles = []string{"config.json", "status.json", "metrics.csv", "metrics.js
 // checkRunMatches returns an error naming the first setting in which the
 // run folder's config differs from the planned run: the sweep never
 // resumes or skips a run that is not the one planned.
-func checkRunMatches(cfg graphs.RunConfig, r sweepRun, s sweepSetup) error {
+func checkRunMatches(cfg runs.Config, r sweepRun, s sweepSetup) error {
 	if cfg.Network != r.Network {
 		return fmt.Errorf("network %s, the plan says %s", cfg.Network, r.Network)
 	}
@@ -333,7 +333,7 @@ func checkRunMatches(cfg graphs.RunConfig, r sweepRun, s sweepSetup) error {
 
 // configSetting returns a train flag's value as a run's config.json
 // records it.
-func configSetting(cfg graphs.RunConfig, flag string) (string, bool) {
+func configSetting(cfg runs.Config, flag string) (string, bool) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	switch flag {
 	case "batch-size":
@@ -442,7 +442,7 @@ func readSweepFile(out string) *sweepFile {
 
 func newSweepRecord(s sweepSetup, states []runState, prev *sweepFile) *sweepFile {
 	now := time.Now().UTC()
-	f := &sweepFile{Plan: s.source, Data: s.data, Classes: s.classes, Epochs: s.epochs, State: graphs.StateRunning, Started: now}
+	f := &sweepFile{Plan: s.source, Data: s.data, Classes: s.classes, Epochs: s.epochs, State: runs.StateRunning, Started: now}
 	old := map[string]sweepRecord{}
 	if prev != nil {
 		for _, r := range prev.Runs {
@@ -541,14 +541,14 @@ func (sw *sweeper) do(i int, r sweepRun, st runState) error {
 		return sw.save()
 	case actRefuse:
 		fmt.Fprintf(sw.w, "%s: %s\n", r.Name, st.reason)
-		rec.State, rec.Error = graphs.StateFailed, st.reason
+		rec.State, rec.Error = runs.StateFailed, st.reason
 		return sw.save()
 	case actResume, actExtend:
 		args = r.resumeArgs(st.dir, st.cfg.Epochs)
 	case actRestart:
 		for _, f := range runFiles {
 			if err := os.RemoveAll(filepath.Join(st.dir, f)); err != nil {
-				rec.State, rec.Error = graphs.StateFailed, fmt.Sprintf("cannot start %s over: %v", st.dir, err)
+				rec.State, rec.Error = runs.StateFailed, fmt.Sprintf("cannot start %s over: %v", st.dir, err)
 				return sw.save()
 			}
 		}
@@ -557,7 +557,7 @@ func (sw *sweeper) do(i int, r sweepRun, st runState) error {
 		args = rec.Args
 	}
 	start := time.Now().UTC()
-	rec.Started, rec.Ended, rec.State = &start, nil, graphs.StateRunning
+	rec.Started, rec.Ended, rec.State = &start, nil, runs.StateRunning
 	if err := sw.save(); err != nil {
 		return err
 	}
@@ -572,17 +572,17 @@ func (sw *sweeper) do(i int, r sweepRun, st runState) error {
 	fillFromRun(rec, st.dir)
 	switch {
 	case res.err == nil:
-		rec.State = graphs.StateFinished
-	case res.signaled && rec.State == graphs.StateFinished:
+		rec.State = runs.StateFinished
+	case res.signaled && rec.State == runs.StateFinished:
 		// Killed by the forwarded interrupt after it had written that it
 		// finished: it did.
 	case res.signaled || res.code == 130:
-		rec.State = graphs.StateInterrupted
+		rec.State = runs.StateInterrupted
 		sw.mu.Lock()
 		sw.signaled, sw.interruptAt = true, r.Name
 		sw.mu.Unlock()
 	default:
-		rec.State, rec.Error = graphs.StateFailed, res.failure(st.dir)
+		rec.State, rec.Error = runs.StateFailed, res.failure(st.dir)
 		fmt.Fprintf(sw.w, "failed %s (%v): %s\n", r.Name, res.err, lastLine(rec.Error))
 	}
 	return sw.save()
@@ -600,7 +600,7 @@ type childResult struct {
 // failure describes a failed child: the run's recorded error, else its
 // last lines on stderr and how it ended.
 func (r childResult) failure(dir string) string {
-	if st, err := (graphs.Run{Dir: dir}).ReadStatus(); err == nil && st.State == graphs.StateFailed && st.Error != "" {
+	if st, err := (runs.Run{Dir: dir}).ReadStatus(); err == nil && st.State == runs.StateFailed && st.Error != "" {
 		return st.Error
 	}
 	return strings.Join(append(r.tail, "("+r.err.Error()+")"), "\n")
@@ -641,31 +641,35 @@ func (sw *sweeper) runChild(args []string) childResult {
 
 // fillFromRun copies a run folder's status and best epoch into rec.
 func fillFromRun(rec *sweepRecord, dir string) {
-	run := graphs.Run{Dir: dir}
-	if st, err := run.ReadStatus(); err == nil && st.State != graphs.StateUnknown {
+	run := runs.Run{Dir: dir}
+	if st, err := run.ReadStatus(); err == nil && st.State != runs.StateUnknown {
 		rec.State, rec.EpochsDone, rec.BestEpoch = st.State, st.EpochsDone, st.BestEpoch
 		if st.Epochs > 0 {
 			rec.Epochs = st.Epochs
 		}
-		if st.State == graphs.StateFailed && rec.Error == "" {
+		if st.State == runs.StateFailed && rec.Error == "" {
 			rec.Error = st.Error
 		}
 	}
 	rec.BestValAcc = nil
 	if best, ok := bestEpoch(run); ok {
-		acc := best.ValAcc
-		rec.BestEpoch, rec.BestValAcc = best.Epoch, &acc
+		rec.BestEpoch = best.Epoch
+		// metrics.jsonl keeps a diverged epoch's NaN, which sweep.json
+		// (plain JSON) cannot: no accuracy then.
+		if acc := best.ValAcc; !math.IsNaN(acc) && !math.IsInf(acc, 0) {
+			rec.BestValAcc = &acc
+		}
 	}
 }
 
 // bestEpoch returns the metrics row of the run's best checkpoint (by its
 // --select rule): the last row marked best.
-func bestEpoch(run graphs.Run) (graphs.EpochResult, bool) {
+func bestEpoch(run runs.Run) (runs.EpochResult, bool) {
 	rows, err := run.ReadMetrics()
 	if err != nil {
-		return graphs.EpochResult{}, false
+		return runs.EpochResult{}, false
 	}
-	var best graphs.EpochResult
+	var best runs.EpochResult
 	found := false
 	for _, r := range rows {
 		if r.Best {
@@ -691,18 +695,18 @@ func (sw *sweeper) finish(stdout io.Writer) error {
 	end := time.Now().UTC()
 	var failed []string
 	for _, r := range sw.record.Runs {
-		if r.State == graphs.StateFailed {
+		if r.State == runs.StateFailed {
 			failed = append(failed, r.Name)
 		}
 	}
 	interrupted := sw.interrupted()
 	switch {
 	case interrupted:
-		sw.record.State = graphs.StateInterrupted
+		sw.record.State = runs.StateInterrupted
 	case len(failed) > 0:
-		sw.record.State, sw.record.Ended = graphs.StateFailed, &end
+		sw.record.State, sw.record.Ended = runs.StateFailed, &end
 	default:
-		sw.record.State, sw.record.Ended = graphs.StateFinished, &end
+		sw.record.State, sw.record.Ended = runs.StateFinished, &end
 	}
 	if err := sw.save(); err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
-	"github.com/kfash-tf/kfash-tf/models"
+	"github.com/kfash-tf/kfash-tf/models/catalog"
 )
 
 // A sweep plan is a YAML file:
@@ -122,7 +122,7 @@ func (r sweepRun) epochs() int {
 		return n
 	}
 	if v, _ := r.setting("recipe"); v == "seed" {
-		if spec, err := models.Get(r.Network); err == nil {
+		if spec, err := catalog.Get(r.Network); err == nil {
 			return spec.Recipe.Epochs
 		}
 	}
@@ -346,7 +346,7 @@ func canonicalValue(kind, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	switch kind {
 	case "network":
-		spec, err := models.Get(v)
+		spec, err := catalog.Get(v)
 		if err != nil {
 			return "", err
 		}
@@ -415,7 +415,7 @@ func (p sweepPlan) expand(o sweepOverrides) ([]sweepRun, error) {
 			}
 		}
 		if network < 0 {
-			return nil, fmt.Errorf("%s line %d: run %d has no network: (one of %s)", p.File, e.Line, i+1, strings.Join(models.Names(), ", "))
+			return nil, fmt.Errorf("%s line %d: run %d has no network: (one of %s)", p.File, e.Line, i+1, strings.Join(catalog.Names(), ", "))
 		}
 		own := map[string]bool{}
 		for _, k := range e.Keys {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
-	"github.com/kfash-tf/kfash-tf/models"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/models/catalog"
 )
 
 func expandText(t *testing.T, src string, o sweepOverrides) []sweepRun {
@@ -217,7 +217,7 @@ func TestSweepSeedPreset(t *testing.T) {
 	if runs[2].Name != "alexnet-b128-adam-lr1e-4-wd1e-3-do0.8" || runs[3].Name != "vgg8-b128-adamw-lr1e-4-wd0" {
 		t.Errorf("names %q", runNames(runs))
 	}
-	for _, spec := range models.All() {
+	for _, spec := range catalog.All() {
 		rc := spec.Recipe
 		found := false
 		for _, r := range runs {
@@ -302,14 +302,14 @@ func TestSweepCompactFloat(t *testing.T) {
 
 // fakeRun makes a run folder as train would leave it: config.json, an
 // optional status.json, and optionally a "last" checkpoint pointer.
-func fakeRun(t *testing.T, dir string, cfg graphs.RunConfig, state string, checkpoint bool) {
+func fakeRun(t *testing.T, dir string, cfg runs.Config, state string, checkpoint bool) {
 	t.Helper()
-	run, err := graphs.CreateRun(dir, cfg)
+	run, err := runs.Create(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if state != "" {
-		if err := run.WriteStatus(graphs.RunStatus{State: state, Epochs: cfg.Epochs, EpochsDone: 1}); err != nil {
+		if err := run.WriteStatus(runs.Status{State: state, Epochs: cfg.Epochs, EpochsDone: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -326,10 +326,10 @@ func fakeRun(t *testing.T, dir string, cfg graphs.RunConfig, state string, check
 // What the sweep does with a run follows from its folder.
 func TestSweepInspectRun(t *testing.T) {
 	data := t.TempDir()
-	runs := expandText(t, "runs:\n  - network: vgg8\n    lr: 1e-3\n    epochs: 2\n", sweepOverrides{})
-	r := runs[0]
-	cfg := graphs.RunConfig{Network: "vgg8", Classes: []string{"a", "b"}, Data: data, Epochs: 2,
-		Schedule: graphs.Schedule{Base: 1e-3}}
+	planned := expandText(t, "runs:\n  - network: vgg8\n    lr: 1e-3\n    epochs: 2\n", sweepOverrides{})
+	r := planned[0]
+	cfg := runs.Config{Network: "vgg8", Classes: []string{"a", "b"}, Data: data, Epochs: 2,
+		Schedule: runs.Schedule{Base: 1e-3}}
 	cases := []struct {
 		name   string
 		make   func(dir string)
@@ -339,14 +339,14 @@ func TestSweepInspectRun(t *testing.T) {
 	}{
 		{"no folder", func(string) {}, 0, actNew, ""},
 		{"empty folder", func(d string) { os.MkdirAll(d, 0o755) }, 0, actNew, ""},
-		{"finished", func(d string) { fakeRun(t, d, cfg, graphs.StateFinished, true) }, 0, actSkip, ""},
-		{"finished, fewer epochs asked", func(d string) { fakeRun(t, d, cfg, graphs.StateFinished, true) }, 1, actSkip, ""},
-		{"finished, more epochs asked", func(d string) { fakeRun(t, d, cfg, graphs.StateFinished, true) }, 5, actExtend, ""},
-		{"interrupted", func(d string) { fakeRun(t, d, cfg, graphs.StateInterrupted, true) }, 0, actResume, ""},
-		{"killed while running", func(d string) { fakeRun(t, d, cfg, graphs.StateRunning, true) }, 0, actResume, ""},
+		{"finished", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 0, actSkip, ""},
+		{"finished, fewer epochs asked", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 1, actSkip, ""},
+		{"finished, more epochs asked", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 5, actExtend, ""},
+		{"interrupted", func(d string) { fakeRun(t, d, cfg, runs.StateInterrupted, true) }, 0, actResume, ""},
+		{"killed while running", func(d string) { fakeRun(t, d, cfg, runs.StateRunning, true) }, 0, actResume, ""},
 		{"no status.json", func(d string) { fakeRun(t, d, cfg, "", true) }, 0, actResume, ""},
-		{"failed with a checkpoint", func(d string) { fakeRun(t, d, cfg, graphs.StateFailed, true) }, 0, actResume, ""},
-		{"killed before its first checkpoint", func(d string) { fakeRun(t, d, cfg, graphs.StateRunning, false) }, 0, actRestart, ""},
+		{"failed with a checkpoint", func(d string) { fakeRun(t, d, cfg, runs.StateFailed, true) }, 0, actResume, ""},
+		{"killed before its first checkpoint", func(d string) { fakeRun(t, d, cfg, runs.StateRunning, false) }, 0, actRestart, ""},
 		{"junk without config.json", func(d string) {
 			os.MkdirAll(d, 0o755)
 			os.WriteFile(filepath.Join(d, "notes.txt"), []byte("mine"), 0o644)
@@ -354,17 +354,17 @@ func TestSweepInspectRun(t *testing.T) {
 		{"another run's settings", func(d string) {
 			other := cfg
 			other.Schedule.Base = 3e-4
-			fakeRun(t, d, other, graphs.StateFinished, true)
+			fakeRun(t, d, other, runs.StateFinished, true)
 		}, 0, actRefuse, "lr"},
 		{"another network", func(d string) {
 			other := cfg
 			other.Network = "vgg10"
-			fakeRun(t, d, other, graphs.StateFinished, true)
+			fakeRun(t, d, other, runs.StateFinished, true)
 		}, 0, actRefuse, "vgg10"},
 		{"other classes", func(d string) {
 			other := cfg
 			other.Classes = []string{"a", "c"}
-			fakeRun(t, d, other, graphs.StateFinished, true)
+			fakeRun(t, d, other, runs.StateFinished, true)
 		}, 0, actRefuse, "classes"},
 	}
 	for _, c := range cases {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 	"github.com/kfash-tf/kfash-tf/models"
 )
@@ -60,7 +61,7 @@ func trainFlags() []cli.Flag {
 		&cli.StringFlag{Name: "augment", Value: trainDefaults.augment, Usage: "online (fresh flip/rotation each epoch), double (the study's fixed doubling) or none"},
 		&cli.StringFlag{Name: "class-weights", Value: "none", Usage: "none, or auto (inverse class frequency) for imbalanced folders"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the data order, augmentation, initial weights and dropout"},
-		&cli.StringFlag{Name: "select", Value: graphs.SelectValAcc, Usage: "best checkpoint by val_acc (the study's rule: first epoch with the highest) or val_loss"},
+		&cli.StringFlag{Name: "select", Value: runs.SelectValAcc, Usage: "best checkpoint by val_acc (the study's rule: first epoch with the highest) or val_loss"},
 		&cli.IntFlag{Name: "patience", Value: 0, Usage: "stop after N epochs without a better --select metric (0: off)"},
 		&cli.IntFlag{Name: "workers", Value: runtime.NumCPU(), Usage: "image decoding goroutines"},
 		&cli.IntFlag{Name: "prefetch", Value: 2, Usage: "batches prepared ahead of the training step"},
@@ -96,8 +97,8 @@ func trainCommand(version string) *cli.Command {
 // trainSetup is a run's configuration resolved from flags or a resumed run.
 type trainSetup struct {
 	spec    models.Spec
-	cfg     graphs.RunConfig
-	run     graphs.Run
+	cfg     runs.Config
+	run     runs.Run
 	resumed bool
 }
 
@@ -112,7 +113,7 @@ func runTrain(c *cli.Context, version string) error {
 	}
 	// One writer per run folder: a second train on it would interleave
 	// metrics rows and checkpoints. The kernel drops the lock on any exit.
-	lock, err := graphs.LockRun(ts.run.Dir)
+	lock, err := runs.LockDir(ts.run.Dir)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func runTrain(c *cli.Context, version string) error {
 		return err
 	}
 
-	var resume *graphs.LoopState
+	var resume *runs.LoopState
 	run := ts.run
 	if ts.resumed {
 		st, ok, err := restoreForResume(trainer, run, from, w)
@@ -192,6 +193,9 @@ func runTrain(c *cli.Context, version string) error {
 	} else {
 		cfg.Created = time.Now().UTC()
 		if run, err = run.Create(cfg); err != nil {
+			if errors.Is(err, runs.ErrExists) {
+				return fmt.Errorf("%s already holds a run: continue it with 'kfash-tf train --resume %s', or choose another --out", run.Dir, run.Dir)
+			}
 			return err
 		}
 		if err := trainer.Initialize(); err != nil {
@@ -203,7 +207,7 @@ func runTrain(c *cli.Context, version string) error {
 		cfg.BatchSize, cfg.Optimizer.Name, cfg.Schedule.Base, cfg.Epochs, run.Dir)
 
 	// status.json tells a sweep or a report what became of the run.
-	status := graphs.RunStatus{State: graphs.StateRunning, Epochs: cfg.Epochs}
+	status := runs.Status{State: runs.StateRunning, Epochs: cfg.Epochs}
 	if resume != nil {
 		status.EpochsDone, status.BestEpoch = resume.Epoch, resume.BestEpoch
 	}
@@ -215,11 +219,11 @@ func runTrain(c *cli.Context, version string) error {
 	status.EpochsDone, status.BestEpoch, status.Updated = st.Epoch, st.BestEpoch, time.Time{}
 	switch {
 	case errors.Is(err, context.Canceled):
-		status.State = graphs.StateInterrupted
+		status.State = runs.StateInterrupted
 	case err != nil:
-		status.State, status.Error = graphs.StateFailed, err.Error()
+		status.State, status.Error = runs.StateFailed, err.Error()
 	default:
-		status.State = graphs.StateFinished
+		status.State = runs.StateFinished
 	}
 	if werr := run.WriteStatus(status); werr != nil && err == nil {
 		err = werr
@@ -240,15 +244,15 @@ func runTrain(c *cli.Context, version string) error {
 
 // fitRun runs the training loop with the hooks that print progress, append
 // metrics and write checkpoints.
-func fitRun(c *cli.Context, w io.Writer, trainer *graphs.Trainer, tg *graphs.TrainGraph, run graphs.Run, cfg graphs.RunConfig,
-	trainLoader, valLoader *augment.Loader, resume *graphs.LoopState) (graphs.LoopState, error) {
+func fitRun(c *cli.Context, w io.Writer, trainer *graphs.Trainer, tg *graphs.TrainGraph, run runs.Run, cfg runs.Config,
+	trainLoader, valLoader *augment.Loader, resume *runs.LoopState) (runs.LoopState, error) {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prog := newProgress(w, cfg.Epochs)
 	ckpt := run.Checkpoints()
 	hooks := graphs.Hooks{
 		OnStep: prog.step,
-		OnEpoch: func(r graphs.EpochResult, st graphs.LoopState) error {
+		OnEpoch: func(r runs.EpochResult, st runs.LoopState) error {
 			prog.epoch(r)
 			if err := run.AppendMetrics(r); err != nil {
 				return err
@@ -257,11 +261,11 @@ func fitRun(c *cli.Context, w io.Writer, trainer *graphs.Trainer, tg *graphs.Tra
 			if r.Best {
 				names = append(names, "best")
 			}
-			return ckpt.Write(trainer.Sess, tg.Saver, names, checkpointState(st, cfg.Seed))
+			return ckpt.WriteWith(tg.Saver.SaveFunc(trainer.Sess), names, checkpointState(st, cfg.Seed))
 		},
-		OnInterrupt: func(st graphs.LoopState) error {
+		OnInterrupt: func(st runs.LoopState) error {
 			fmt.Fprintf(w, "\ninterrupted: saving epoch %d at batch %d to %s\n", st.Epoch+1, st.BatchesDone, ckpt.Dir)
-			return ckpt.Write(trainer.Sess, tg.Saver, []string{"last"}, checkpointState(st, cfg.Seed))
+			return ckpt.WriteWith(tg.Saver.SaveFunc(trainer.Sess), []string{"last"}, checkpointState(st, cfg.Seed))
 		},
 	}
 	loopCfg := graphs.LoopConfig{Epochs: cfg.Epochs, Patience: cfg.Patience, Select: cfg.Select, Schedule: cfg.Schedule, Resume: resume}
@@ -276,7 +280,7 @@ func resolveTraining(c *cli.Context, version string) (trainSetup, *augment.Datas
 		if c.Args().Len() > 0 {
 			return ts, nil, fmt.Errorf("--resume takes the network from %s/config.json: drop the NETWORK argument", dir)
 		}
-		run, cfg, err := graphs.OpenRun(dir)
+		run, cfg, err := runs.Open(dir)
 		if err != nil {
 			return ts, nil, err
 		}
@@ -324,7 +328,7 @@ func resolveTraining(c *cli.Context, version string) (trainSetup, *augment.Datas
 	if out == "" {
 		out = filepath.Join("runs", fmt.Sprintf("%s-%s", spec.Name, time.Now().Format("20060102-150405")))
 	}
-	return trainSetup{spec: spec, cfg: cfg, run: graphs.Run{Dir: out}}, ds, nil
+	return trainSetup{spec: spec, cfg: cfg, run: runs.Run{Dir: out}}, ds, nil
 }
 
 func openTrainingData(dir string, classes []string) (*augment.Dataset, error) {
@@ -340,18 +344,18 @@ func openTrainingData(dir string, classes []string) (*augment.Dataset, error) {
 
 // runConfigFromFlags applies the defaults, then the recipe, then every flag
 // the user set.
-func runConfigFromFlags(c *cli.Context, spec models.Spec, version string) (graphs.RunConfig, error) {
-	cfg := graphs.RunConfig{
+func runConfigFromFlags(c *cli.Context, spec models.Spec, version string) (runs.Config, error) {
+	cfg := runs.Config{
 		Network: spec.Name, InputSize: spec.InputSize, Data: c.String("data"),
 		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
-		Optimizer: graphs.OptimizerConfig{Name: c.String("optimizer"), WeightDecay: c.Float64("weight-decay"), Momentum: c.Float64("momentum"),
+		Optimizer: runs.OptimizerConfig{Name: c.String("optimizer"), WeightDecay: c.Float64("weight-decay"), Momentum: c.Float64("momentum"),
 			NoDecayBNBias: c.Bool("no-decay-bn-bias"), ClipNorm: c.Float64("clip-norm")},
-		Schedule: graphs.Schedule{Kind: c.String("schedule"), Base: c.Float64("lr"), Gamma: c.Float64("gamma"),
+		Schedule: runs.Schedule{Kind: c.String("schedule"), Base: c.Float64("lr"), Gamma: c.Float64("gamma"),
 			WarmupEpochs: c.Float64("warmup-epochs"), StepEpochs: c.Int("step-epochs")},
 		LabelSmoothing: float32(c.Float64("label-smoothing")), Dropout: spec.Recipe.Dropout,
 		Normalize: c.String("normalize"), Augment: c.String("augment"), Seed: c.Int64("seed"),
 		Select: c.String("select"), Patience: c.Int("patience"), Workers: c.Int("workers"),
-		Session:    graphs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")},
+		Session:    runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")},
 		TensorFlow: tf.Version(), Program: version,
 	}
 	switch c.String("recipe") {
@@ -390,19 +394,37 @@ func runConfigFromFlags(c *cli.Context, spec models.Spec, version string) (graph
 	if _, err := augment.ParseMode(cfg.Augment); err != nil {
 		return cfg, err
 	}
-	if err := graphs.ValidateOptimizer(cfg.Optimizer); err != nil {
+	if err := cfg.Optimizer.Validate(); err != nil {
 		return cfg, err
 	}
-	if cfg.Select != graphs.SelectValAcc && cfg.Select != graphs.SelectValLoss {
-		return cfg, fmt.Errorf("unknown --select %q: use %s or %s", cfg.Select, graphs.SelectValAcc, graphs.SelectValLoss)
+	if cfg.Select != runs.SelectValAcc && cfg.Select != runs.SelectValLoss {
+		return cfg, fmt.Errorf("unknown --select %q: use %s or %s", cfg.Select, runs.SelectValAcc, runs.SelectValLoss)
 	}
 	if err := cfg.Schedule.Validate(); err != nil {
-		return cfg, err
+		return cfg, scheduleFlagError(err)
 	}
 	return cfg, nil
 }
 
-func modelConfig(spec models.Spec, cfg graphs.RunConfig) graphs.ModelConfig {
+// scheduleFlagError words a schedule's *runs.SettingError in terms of the
+// flag that sets the setting: "--lr must be a positive number, got 0".
+func scheduleFlagError(err error) error {
+	var se *runs.SettingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Setting {
+	case "lr", "gamma":
+		return fmt.Errorf("--%s %s", se.Setting, se.Problem)
+	case "warmup_epochs", "step_epochs":
+		return fmt.Errorf("--%s %s", strings.ReplaceAll(se.Setting, "_", "-"), se.Problem)
+	case "kind":
+		return fmt.Errorf("--schedule %s", se.Problem)
+	}
+	return err
+}
+
+func modelConfig(spec models.Spec, cfg runs.Config) graphs.ModelConfig {
 	return graphs.ModelConfig{
 		Network: spec, Net: models.Config{NumClasses: len(cfg.Classes), Dropout: cfg.Dropout},
 		Mean: cfg.Mean, Std: cfg.Std, LabelSmoothing: cfg.LabelSmoothing, ClassWeights: cfg.ClassWeights,
@@ -421,9 +443,9 @@ func splitList(s string) []string {
 }
 
 // checkpointState records the loop's position with the variables.
-func checkpointState(st graphs.LoopState, seed int64) graphs.CheckpointState {
+func checkpointState(st runs.LoopState, seed int64) runs.CheckpointState {
 	loop := st
-	return graphs.CheckpointState{Epoch: st.Epoch, Step: st.Step, Time: time.Now().UTC(), Seed: seed, Loop: &loop,
+	return runs.CheckpointState{Epoch: st.Epoch, Step: st.Step, Time: time.Now().UTC(), Seed: seed, Loop: &loop,
 		Metrics: map[string]float64{"best": st.Best, "best_epoch": float64(st.BestEpoch)}}
 }
 
@@ -443,9 +465,9 @@ func resumeFrom(c *cli.Context) (string, error) {
 // "best") into the trainer and returns where the run stood. ok is false,
 // with no error, when a resume from last finds no complete checkpoint at
 // all (a kill before the first one finished): the run starts again.
-func restoreForResume(t *graphs.Trainer, run graphs.Run, from string, w io.Writer) (st graphs.LoopState, ok bool, err error) {
+func restoreForResume(t *graphs.Trainer, run runs.Run, from string, w io.Writer) (st runs.LoopState, ok bool, err error) {
 	rc, err := run.ResolveCheckpoint(from)
-	if errors.Is(err, graphs.ErrNoCheckpoint) && from == "last" {
+	if errors.Is(err, runs.ErrNoCheckpoint) && from == "last" {
 		return st, false, nil
 	}
 	if err == nil {
@@ -464,7 +486,7 @@ func restoreForResume(t *graphs.Trainer, run graphs.Run, from string, w io.Write
 		fmt.Fprintf(w, "%s: %s\n", run.Dir, rc.Recovered)
 	}
 	if rc.State.Loop == nil {
-		return graphs.LoopState{Epoch: rc.State.Epoch, Step: rc.State.Step}, true, nil
+		return runs.LoopState{Epoch: rc.State.Epoch, Step: rc.State.Step}, true, nil
 	}
 	return *rc.State.Loop, true, nil
 }

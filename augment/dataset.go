@@ -366,7 +366,7 @@ func listImages(dir string) ([]string, []SkippedFile, error) {
 	var skipped []SkippedFile
 	for _, e := range entries {
 		name := e.Name()
-		if isHidden(name) || !hasImageExtension(name) {
+		if isHidden(name) || !HasImageExtension(name) {
 			continue
 		}
 		p := filepath.Join(dir, name)
@@ -393,7 +393,10 @@ func listImages(dir string) ([]string, []SkippedFile, error) {
 
 func isHidden(name string) bool { return strings.HasPrefix(name, ".") }
 
-func hasImageExtension(name string) bool {
+// HasImageExtension reports whether name ends in one of the extensions Open
+// lists as images (.jpg, .jpeg, .png, .gif, .webp, .bmp), in any letter
+// case. Importers use it so that every image they write is one Open finds.
+func HasImageExtension(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
 	for _, e := range imageExtensions {
 		if ext == e {

@@ -111,41 +111,20 @@ func (o DecodeOptions) decodeBytesImage(data []byte) (image.Image, error) {
 	return img, nil
 }
 
-// decodeImage reads the header, enforces the pixel limit, then decodes the whole
-// image from the start of r. Errors carry no "augment:" prefix and no path:
-// the callers add them.
-// decodeImage is decode without the conversion to RGBA: it returns the
-// decoder's own image (a JPEG's *image.YCbCr), which the resizer reads
-// directly instead of converting every full-size pixel first.
+// decodeImage reads the header, enforces the pixel limit, then decodes the
+// whole image from the start of r. It returns the decoder's own image (a
+// JPEG's *image.YCbCr), which the resizer reads directly instead of
+// converting every full-size pixel first. Errors carry no "augment:" prefix
+// and no path: the callers add them.
 func (o DecodeOptions) decodeImage(r io.ReadSeeker) (img image.Image, err error) {
 	// The decoders parse untrusted bytes; a bug in one of them must cost
 	// the trainer one skipped image, not the whole run.
-	defer func() {
-		if p := recover(); p != nil {
-			img, err = nil, fmt.Errorf("decoder failed: %v", p)
-		}
-	}()
+	defer recoverDecoder(&err)
 
-	maxPixels := o.MaxPixels
-	if maxPixels <= 0 {
-		maxPixels = DefaultMaxPixels
-	}
 	br := bufio.NewReader(r)
-	head, _ := br.Peek(16) // only used to name the format in error messages
-	if len(head) == 0 {
-		return nil, errors.New("empty file")
-	}
-	cfg, format, err := image.DecodeConfig(br)
+	cfg, format, err := o.readHeader(br)
 	if err != nil {
-		return nil, describeDecodeError(err, sniffFormat(head))
-	}
-	pixels := int64(cfg.Width) * int64(cfg.Height)
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("empty %s image (%dx%d)", formatName(format), cfg.Width, cfg.Height)
-	}
-	if pixels > maxPixels {
-		return nil, fmt.Errorf("%w: %s header says %dx%d = %d pixels, more than the limit of %d (not decoded)",
-			ErrTooLarge, formatName(format), cfg.Width, cfg.Height, pixels, maxPixels)
+		return nil, err
 	}
 
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
@@ -163,6 +142,67 @@ func (o DecodeOptions) decodeImage(r io.ReadSeeker) (img image.Image, err error)
 			formatName(format), b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 	}
 	return src, nil
+}
+
+// CheckHeader reads an encoded image's header from r and checks it as
+// decoding does before any pixel: a supported format (JPEG, PNG, GIF, WebP
+// or BMP, recognised by content) and a non-empty size of at most MaxPixels.
+// It decodes no pixel, so it is fast, but an image cut short after its
+// header passes; Check finds that too.
+//
+// The error is the reason alone, for example "truncated JPEG: unexpected
+// EOF", with neither a path nor an "augment:" prefix: the caller names the
+// file. It wraps ErrNotImage or ErrTooLarge where they apply.
+func (o DecodeOptions) CheckHeader(r io.Reader) (err error) {
+	defer recoverDecoder(&err)
+	_, _, err = o.readHeader(bufio.NewReader(r))
+	return err
+}
+
+// Check decodes an encoded image held in memory as DecodeBytes does and
+// drops the pixels, so that it also finds what CheckHeader cannot, such as
+// data that ends early. Errors are reasons alone, as CheckHeader's.
+func (o DecodeOptions) Check(data []byte) error {
+	_, err := o.decodeImage(bytes.NewReader(data))
+	return err
+}
+
+// readHeader reads an image header from br and checks it (see CheckHeader).
+func (o DecodeOptions) readHeader(br *bufio.Reader) (image.Config, string, error) {
+	head, _ := br.Peek(16) // only used to name the format in error messages
+	if len(head) == 0 {
+		return image.Config{}, "", errors.New("empty file")
+	}
+	cfg, format, err := image.DecodeConfig(br)
+	if err != nil {
+		return cfg, format, describeDecodeError(err, sniffFormat(head))
+	}
+	maxPixels := o.MaxPixels
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	return cfg, format, checkConfig(cfg, format, maxPixels)
+}
+
+// checkConfig checks the size an image header declares: not empty, and at
+// most maxPixels, so that a decompression bomb is refused before a decoder
+// allocates what it claims.
+func checkConfig(cfg image.Config, format string, maxPixels int64) error {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return fmt.Errorf("empty %s image (%dx%d)", formatName(format), cfg.Width, cfg.Height)
+	}
+	if pixels := int64(cfg.Width) * int64(cfg.Height); pixels > maxPixels {
+		return fmt.Errorf("%w: %s header says %dx%d = %d pixels, more than the limit of %d (not decoded)",
+			ErrTooLarge, formatName(format), cfg.Width, cfg.Height, pixels, maxPixels)
+	}
+	return nil
+}
+
+// recoverDecoder turns a panic of a decoder into *err.
+func recoverDecoder(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("decoder failed: %v", p)
+	}
 }
 
 // toRGB converts any image to an opaque *image.RGBA with bounds at the

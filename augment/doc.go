@@ -3,6 +3,10 @@
 // network's input size, augments them (horizontal flip, small rotation) and
 // assembles them into float32 NHWC batches, in parallel and deterministically.
 //
+// The importers that write dataset folders from published downloads live in
+// their own packages: augment/fmnist (Fashion-MNIST's IDX files) and
+// augment/kfashion (AI Hub's K-Fashion download).
+//
 // The package is pure Go and never imports TensorFlow, so its tests run
 // without cgo. Pixel values leave this package in the 0–255 range:
 // normalisation happens inside the TensorFlow graph, so that training,

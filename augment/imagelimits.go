@@ -64,14 +64,13 @@ func (l ImageLimits) Check(data []byte) (ImageInfo, error) {
 		return ImageInfo{}, fmt.Errorf("unreadable image header: %w", err)
 	}
 	info := ImageInfo{Format: format, Width: cfg.Width, Height: cfg.Height, Frames: 1}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return info, fmt.Errorf("empty %s image (%dx%d)", formatName(format), cfg.Width, cfg.Height)
+	if err := checkConfig(cfg, format, maxPixels); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			info.Pixels = int64(cfg.Width) * int64(cfg.Height)
+		}
+		return info, err
 	}
 	info.Pixels = int64(cfg.Width) * int64(cfg.Height)
-	if info.Pixels > maxPixels {
-		return info, fmt.Errorf("%w: %s header says %dx%d = %d pixels, more than the limit of %d (not decoded)",
-			ErrTooLarge, formatName(format), cfg.Width, cfg.Height, info.Pixels, maxPixels)
-	}
 	if format != "gif" {
 		return info, nil
 	}

@@ -81,6 +81,15 @@ func readRegular(path string) ([]byte, error) {
 	return data, nil
 }
 
+// OpenRegularFile opens the file at path for reading, like os.Open, but
+// only if it is a regular file (symbolic links followed): a named pipe,
+// device or socket is an error wrapping ErrNotRegular, returned at once
+// instead of an open or read that may never return. Errors do not repeat
+// the path.
+func OpenRegularFile(path string) (*os.File, error) {
+	return openRegular(path)
+}
+
 // ReadRegularFile reads the whole file at path, like os.ReadFile, but only
 // if it is a regular file (symbolic links followed): a named pipe, device
 // or socket is an error wrapping ErrNotRegular instead of a read that may

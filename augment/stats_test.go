@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"image"
 	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -26,10 +25,8 @@ func TestStats(t *testing.T) {
 	root := t.TempDir()
 	put := func(rel string, data []byte) string {
 		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return writeIDXFile(t, p, data)
+		writeFile(t, p, data)
+		return p
 	}
 	leak := pngOf(t, 10, 20, 7)
 	trainLeak := put("Train/cat/a.png", leak)
@@ -89,10 +86,7 @@ func TestStats(t *testing.T) {
 
 func TestStatsFlat(t *testing.T) {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "a"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeIDXFile(t, filepath.Join(root, "a", "x.png"), pngOf(t, 64, 64, 0))
+	writeFile(t, filepath.Join(root, "a", "x.png"), pngOf(t, 64, 64, 0))
 	ds, err := Open(root, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
@@ -173,23 +174,11 @@ func (sv *Saver) Save(sess *tf.Session, prefix string) error {
 
 // checkpointFiles lists the files of the checkpoint at prefix.
 func checkpointFiles(prefix string) ([]string, error) {
-	data, err := filepath.Glob(globQuote(prefix) + ".data-*-of-*")
+	data, err := runs.DataFiles(prefix)
 	if err != nil {
 		return nil, err
 	}
 	return append(data, prefix+".index"), nil
-}
-
-// globQuote escapes the glob metacharacters of a literal path.
-func globQuote(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteRune('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Restore assigns every variable its value in the checkpoint at prefix. A
@@ -216,8 +205,8 @@ func (sv *Saver) Restore(sess *tf.Session, prefix string) error {
 	return nil
 }
 
-// Write saves the variables of sv in sess and st as a new checkpoint of d
-// named by names: WriteWith with sv.Save as the SaveFunc.
-func (d CheckpointDir) Write(sess *tf.Session, sv *Saver, names []string, st CheckpointState) error {
-	return d.WriteWith(func(prefix string) error { return sv.Save(sess, prefix) }, names, st)
+// SaveFunc returns sv.Save bound to sess, for runs.CheckpointDir.WriteWith:
+// the run folder's checkpoints are written with the variables of sess.
+func (sv *Saver) SaveFunc(sess *tf.Session) runs.SaveFunc {
+	return func(prefix string) error { return sv.Save(sess, prefix) }
 }

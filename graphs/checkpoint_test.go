@@ -15,6 +15,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -57,7 +58,7 @@ func newCkptFixture(t *testing.T, specs []ckptVar) *ckptFixture {
 	if err := root.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if f.sess, err = graphs.NewSession(g, graphs.SessionConfig{}); err != nil {
+	if f.sess, err = graphs.NewSession(g, runs.SessionConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sess.Close() })
@@ -237,7 +238,7 @@ func checkpointFolders(t *testing.T, dir string) []string {
 // name points at are removed; restoring either gives its epoch's values.
 func TestCheckpointDirLastAndBest(t *testing.T) {
 	f := newCkptFixture(t, ckptSpecs)
-	d := graphs.CheckpointDir{Dir: filepath.Join(t.TempDir(), "checkpoints")}
+	d := runs.CheckpointDir{Dir: filepath.Join(t.TempDir(), "checkpoints")}
 	steps := []struct {
 		epoch       int
 		names       []string
@@ -255,9 +256,9 @@ func TestCheckpointDirLastAndBest(t *testing.T) {
 	}
 	for i, s := range steps {
 		f.fill(float64(100*i + s.epoch))
-		st := graphs.CheckpointState{Epoch: s.epoch, Step: int64(10 * s.epoch), Seed: 7,
+		st := runs.CheckpointState{Epoch: s.epoch, Step: int64(10 * s.epoch), Seed: 7,
 			Metrics: map[string]float64{"val_acc": 0.1 * float64(s.epoch)}, Time: time.Unix(1700000000+int64(i), 0).UTC()}
-		if err := d.Write(f.sess, f.saver, s.names, st); err != nil {
+		if err := d.WriteWith(f.saver.SaveFunc(f.sess), s.names, st); err != nil {
 			t.Fatal(err)
 		}
 		if got := checkpointFolders(t, d.Dir); strings.Join(got, ",") != strings.Join(s.wantFolders, ",") {
@@ -291,9 +292,9 @@ func TestCheckpointDirLastAndBest(t *testing.T) {
 // ignores it and the next Write removes it, along with stray temp pointers.
 func TestCheckpointDirCrashLeftovers(t *testing.T) {
 	f := newCkptFixture(t, ckptSpecs)
-	d := graphs.CheckpointDir{Dir: t.TempDir()}
+	d := runs.CheckpointDir{Dir: t.TempDir()}
 	f.fill(3)
-	if err := d.Write(f.sess, f.saver, []string{"last", "best"}, graphs.CheckpointState{Epoch: 8}); err != nil {
+	if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"last", "best"}, runs.CheckpointState{Epoch: 8}); err != nil {
 		t.Fatal(err)
 	}
 	// The crash: a folder for epoch 9 with garbage and a pointer never
@@ -322,7 +323,7 @@ func TestCheckpointDirCrashLeftovers(t *testing.T) {
 	}
 	f.check(3)
 
-	if err := d.Write(f.sess, f.saver, []string{"last"}, graphs.CheckpointState{Epoch: 10}); err != nil {
+	if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"last"}, runs.CheckpointState{Epoch: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if got := checkpointFolders(t, d.Dir); strings.Join(got, ",") != "epoch-0008,epoch-0010" {
@@ -340,7 +341,7 @@ func TestCheckpointDirCrashLeftovers(t *testing.T) {
 	if err := os.MkdirAll(stale, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Write(f.sess, f.saver, []string{"last"}, graphs.CheckpointState{Epoch: 9}); err != nil {
+	if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"last"}, runs.CheckpointState{Epoch: 9}); err != nil {
 		t.Fatal(err)
 	}
 	prefix, _, err = d.Resolve("last")
@@ -358,16 +359,16 @@ func TestCheckpointDirCrashLeftovers(t *testing.T) {
 // folder; a malformed name or pointer is a plain error.
 func TestCheckpointDirResolveErrors(t *testing.T) {
 	dir := t.TempDir()
-	d := graphs.CheckpointDir{Dir: dir}
+	d := runs.CheckpointDir{Dir: dir}
 	_, _, err := d.Resolve("best")
-	if !errors.Is(err, graphs.ErrNoCheckpoint) || err.Error() != "no checkpoint 'best' in "+dir {
+	if !errors.Is(err, runs.ErrNoCheckpoint) || err.Error() != "no checkpoint 'best' in "+dir {
 		t.Errorf("Resolve(best) in an empty folder: %v", err)
 	}
-	_, _, err = graphs.CheckpointDir{Dir: filepath.Join(dir, "missing")}.Resolve("last")
-	if !errors.Is(err, graphs.ErrNoCheckpoint) {
+	_, _, err = runs.CheckpointDir{Dir: filepath.Join(dir, "missing")}.Resolve("last")
+	if !errors.Is(err, runs.ErrNoCheckpoint) {
 		t.Errorf("Resolve in a missing folder: %v", err)
 	}
-	if _, _, err := d.Resolve("../x"); err == nil || errors.Is(err, graphs.ErrNoCheckpoint) {
+	if _, _, err := d.Resolve("../x"); err == nil || errors.Is(err, runs.ErrNoCheckpoint) {
 		t.Errorf("Resolve(../x): %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "last.json"), []byte(`{"folder": "../../etc"}`), 0o644); err != nil {
@@ -378,7 +379,7 @@ func TestCheckpointDirResolveErrors(t *testing.T) {
 	}
 	f := newCkptFixture(t, ckptSpecs[:1])
 	for _, names := range [][]string{nil, {"last", "last"}, {"a/b"}} {
-		if err := d.Write(f.sess, f.saver, names, graphs.CheckpointState{}); err == nil {
+		if err := d.WriteWith(f.saver.SaveFunc(f.sess), names, runs.CheckpointState{}); err == nil {
 			t.Errorf("Write with names %q: no error", names)
 		}
 	}
@@ -388,11 +389,11 @@ func TestCheckpointDirResolveErrors(t *testing.T) {
 // state.json, and so does the rest of the loop state.
 func TestCheckpointStateNonFinite(t *testing.T) {
 	f := newCkptFixture(t, ckptSpecs[:1])
-	d := graphs.CheckpointDir{Dir: t.TempDir()}
-	loop := graphs.LoopState{Epoch: 2, Step: 1 << 40, BestEpoch: 1, Best: math.Inf(1), SinceBest: 1, BatchesDone: 7, LossSum: math.NaN(), Correct: 5, Seen: 70}
-	want := graphs.CheckpointState{Epoch: 2, Step: 1 << 40, Seed: -3, Time: time.Date(2025, 3, 1, 12, 0, 0, 5, time.UTC), Loop: &loop,
+	d := runs.CheckpointDir{Dir: t.TempDir()}
+	loop := runs.LoopState{Epoch: 2, Step: 1 << 40, BestEpoch: 1, Best: math.Inf(1), SinceBest: 1, BatchesDone: 7, LossSum: math.NaN(), Correct: 5, Seen: 70}
+	want := runs.CheckpointState{Epoch: 2, Step: 1 << 40, Seed: -3, Time: time.Date(2025, 3, 1, 12, 0, 0, 5, time.UTC), Loop: &loop,
 		Metrics: map[string]float64{"train_loss": math.NaN(), "val_loss": math.Inf(1), "low": math.Inf(-1), "val_acc": 0.625}}
-	if err := d.Write(f.sess, f.saver, []string{"last"}, want); err != nil {
+	if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"last"}, want); err != nil {
 		t.Fatal(err)
 	}
 	_, got, err := d.Resolve("last")
@@ -420,7 +421,7 @@ func TestCheckpointStateNonFinite(t *testing.T) {
 
 	// Without a loop state, none comes back.
 	want.Loop = nil
-	if err := d.Write(f.sess, f.saver, []string{"best"}, want); err != nil {
+	if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"best"}, want); err != nil {
 		t.Fatal(err)
 	}
 	if _, got, err = d.Resolve("best"); err != nil || got.Loop != nil {
@@ -431,18 +432,18 @@ func TestCheckpointStateNonFinite(t *testing.T) {
 // Training resumed from a checkpoint continues bit for bit: the store's
 // variables hold the whole optimizer state (moments, step counter).
 func TestOptimizerResumeIsExact(t *testing.T) {
-	for _, name := range graphs.OptimizerNames() {
+	for _, name := range runs.OptimizerNames() {
 		t.Run(name, func(t *testing.T) {
-			cfg := graphs.OptimizerConfig{Name: name, Momentum: 0.9, WeightDecay: 0.01, ClipNorm: 1}
+			cfg := runs.OptimizerConfig{Name: name, Momentum: 0.9, WeightDecay: 0.01, ClipNorm: 1}
 			spec := []optVar{{"w", tfops.RoleKernel, []float64{0.5, -1.0, 2.0}}}
-			dir := graphs.CheckpointDir{Dir: t.TempDir()}
+			dir := runs.CheckpointDir{Dir: t.TempDir()}
 
 			straight := newOptFixture(t, cfg, spec)
 			saver := optSaver(t, straight)
 			for k, s := range optTrajectory {
 				straight.step(s.lr, s.g)
 				if k == 0 {
-					if err := dir.Write(straight.sess, saver, []string{"last"}, graphs.CheckpointState{Epoch: 1, Step: 1}); err != nil {
+					if err := dir.WriteWith(saver.SaveFunc(straight.sess), []string{"last"}, runs.CheckpointState{Epoch: 1, Step: 1}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -489,14 +490,14 @@ func TestCheckpointDirSurvivesKill(t *testing.T) {
 	if dir := os.Getenv(ckptCrashEnv); dir != "" {
 		// The child: write epoch after epoch until killed.
 		f := newCkptFixture(t, ckptSpecs)
-		d := graphs.CheckpointDir{Dir: dir}
+		d := runs.CheckpointDir{Dir: dir}
 		for epoch := 1; ; epoch++ {
 			f.fill(float64(epoch))
 			names := []string{"last"}
 			if epoch%3 == 0 {
 				names = append(names, "best")
 			}
-			if err := d.Write(f.sess, f.saver, names, graphs.CheckpointState{Epoch: epoch}); err != nil {
+			if err := d.WriteWith(f.saver.SaveFunc(f.sess), names, runs.CheckpointState{Epoch: epoch}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -536,7 +537,7 @@ func TestCheckpointDirSurvivesKill(t *testing.T) {
 		}
 		cmd.Wait()
 
-		d := graphs.CheckpointDir{Dir: dir}
+		d := runs.CheckpointDir{Dir: dir}
 		prefix, st, err := d.Resolve("last")
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
@@ -548,7 +549,7 @@ func TestCheckpointDirSurvivesKill(t *testing.T) {
 		t.Logf("round %d: killed after %v, last = epoch %d, folders %v", round, delay, st.Epoch, checkpointFolders(t, dir))
 
 		// The next Write leaves only what last and best point at.
-		if err := d.Write(f.sess, f.saver, []string{"last"}, graphs.CheckpointState{Epoch: st.Epoch + 1}); err != nil {
+		if err := d.WriteWith(f.saver.SaveFunc(f.sess), []string{"last"}, runs.CheckpointState{Epoch: st.Epoch + 1}); err != nil {
 			t.Fatal(err)
 		}
 		want := map[string]bool{}

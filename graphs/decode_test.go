@@ -21,6 +21,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // decoder is a graph holding only the in-graph decoder, run in Go.
@@ -43,7 +44,7 @@ func newDecoder(t testing.TB, size int) *decoder {
 	if got := out.Shape(); got.String() != tf.MakeShape(-1, int64(size), int64(size), 3).String() {
 		t.Errorf("decoder output shape %v, want [?,%d,%d,3]", got, size, size)
 	}
-	sess, err := NewSession(g, SessionConfig{})
+	sess, err := NewSession(g, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,13 @@
 // Package graphs assembles the TensorFlow graphs kfash-tf runs — training,
-// evaluation and serving —, their optimizers, checkpoints and SavedModel
-// files.
+// evaluation and serving —: the training loop and its optimizers, the
+// Saver that writes and restores variables, sessions, inference and
+// SavedModel export and loading. It needs cgo and the TensorFlow C
+// library.
+//
+// What a run folder holds (config, metrics, status, lock, checkpoint
+// folders and their pointers) is package graphs/runs, plain Go that graphs
+// imports: the loop reports runs.EpochResult rows, a checkpoint is written
+// by runs.CheckpointDir.WriteWith with Saver.SaveFunc, and the settings
+// graphs consumes (runs.OptimizerConfig, runs.SessionConfig,
+// runs.Schedule) are plain data there.
 package graphs

@@ -7,6 +7,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 	tfgo "github.com/galeone/tfgo"
 
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/models"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
@@ -31,7 +32,7 @@ type InferenceGraph struct {
 }
 
 // BuildInferenceGraph builds the inference graph of a run's configuration.
-func BuildInferenceGraph(cfg RunConfig) (*InferenceGraph, error) {
+func BuildInferenceGraph(cfg runs.Config) (*InferenceGraph, error) {
 	return buildInferenceGraph(cfg, nil)
 }
 
@@ -42,7 +43,7 @@ type imagesInput func(g *tf.Graph, s *op.Scope, size int64) (tf.Output, error)
 
 // buildInferenceGraph is BuildInferenceGraph with Images built by images
 // when it is not nil.
-func buildInferenceGraph(cfg RunConfig, images imagesInput) (*InferenceGraph, error) {
+func buildInferenceGraph(cfg runs.Config, images imagesInput) (*InferenceGraph, error) {
 	spec, err := models.Get(cfg.Network)
 	if err != nil {
 		return nil, err
@@ -86,7 +87,7 @@ type Predictor struct {
 
 // NewPredictor opens a session on ig and restores the variables from the
 // checkpoint prefix.
-func NewPredictor(ig *InferenceGraph, prefix string, sc SessionConfig) (*Predictor, error) {
+func NewPredictor(ig *InferenceGraph, prefix string, sc runs.SessionConfig) (*Predictor, error) {
 	sess, err := NewSession(ig.Graph, sc)
 	if err != nil {
 		return nil, err

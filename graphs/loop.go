@@ -8,57 +8,16 @@ import (
 	"time"
 
 	"github.com/kfash-tf/kfash-tf/augment"
-)
-
-// Selection rules for the "best" checkpoint.
-const (
-	SelectValAcc  = "val_acc"  // the study's rule: the first epoch with the highest validation accuracy
-	SelectValLoss = "val_loss" // the lowest validation loss
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // LoopConfig configures Fit.
 type LoopConfig struct {
-	Epochs   int      // total epochs of the run (a resumed run continues up to it)
-	Patience int      // stop after this many epochs without a better selection metric; 0: never
-	Select   string   // SelectValAcc or SelectValLoss
-	Schedule Schedule // learning rate per step
-	Resume   *LoopState
-}
-
-// LoopState is where a run stands: what a checkpoint records besides the
-// variables, so that a resumed run continues exactly.
-type LoopState struct {
-	Epoch     int     `json:"epoch"`      // epochs completed
-	Step      int64   `json:"step"`       // optimisation steps completed
-	BestEpoch int     `json:"best_epoch"` // 1-based epoch of the best checkpoint; 0: none yet
-	Best      float64 `json:"best"`       // its selection metric
-	SinceBest int     `json:"since_best"` // epochs since the best one (early stopping)
-	// A run interrupted inside an epoch records how far it got, so that the
-	// resumed run skips those batches and the epoch's figures still add up.
-	BatchesDone int     `json:"batches_done"`
-	LossSum     float64 `json:"loss_sum"` // Σ batch-mean loss × batch size, this epoch so far
-	Correct     int64   `json:"correct"`
-	Seen        int64   `json:"seen"`
-}
-
-// EpochResult is one row of metrics.csv.
-type EpochResult struct {
-	Epoch        int     `json:"epoch"`
-	Step         int64   `json:"step"`
-	LR           float64 `json:"lr"`
-	TrainLoss    float64 `json:"train_loss"`
-	TrainAcc     float64 `json:"train_acc"`
-	ValLoss      float64 `json:"val_loss"`
-	ValAcc       float64 `json:"val_acc"`
-	ValMacroF1   float64 `json:"val_macro_f1"`
-	Seconds      float64 `json:"epoch_seconds"`
-	ImagesPerSec float64 `json:"images_per_sec"`
-	Skipped      int     `json:"skipped_files"`
-	Best         bool    `json:"best"`
-	// ValConfusion is the validation confusion matrix (rows: true class,
-	// columns: predicted), kept so that a report can draw any epoch's
-	// matrix and per-class table without evaluating again.
-	ValConfusion [][]int64 `json:"val_confusion,omitempty"`
+	Epochs   int           // total epochs of the run (a resumed run continues up to it)
+	Patience int           // stop after this many epochs without a better selection metric; 0: never
+	Select   string        // runs.SelectValAcc or runs.SelectValLoss
+	Schedule runs.Schedule // learning rate per step
+	Resume   *runs.LoopState
 }
 
 // StepInfo is reported after every training step.
@@ -75,10 +34,10 @@ type Hooks struct {
 	OnStep func(StepInfo)
 	// OnEpoch gets the epoch's metrics and the state after it (with
 	// r.Best set when it is the new best); it writes metrics and checkpoints.
-	OnEpoch func(r EpochResult, st LoopState) error
+	OnEpoch func(r runs.EpochResult, st runs.LoopState) error
 	// OnInterrupt gets the state of an epoch interrupted by ctx; it writes
 	// the "last" checkpoint.
-	OnInterrupt func(st LoopState) error
+	OnInterrupt func(st runs.LoopState) error
 }
 
 // ErrNonFinite is returned (wrapped) when the training loss becomes NaN or infinite.
@@ -87,11 +46,11 @@ var ErrNonFinite = errors.New("non-finite loss")
 // Fit trains t on train, validating on val after every epoch, until
 // cfg.Epochs or early stopping, and returns the final state. A cancelled ctx
 // stops it inside an epoch: OnInterrupt is called and ctx's error returned.
-func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes int, cfg LoopConfig, hooks Hooks) (LoopState, error) {
-	if cfg.Select != SelectValAcc && cfg.Select != SelectValLoss {
-		return LoopState{}, fmt.Errorf("unknown selection rule %q: use %s or %s", cfg.Select, SelectValAcc, SelectValLoss)
+func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes int, cfg LoopConfig, hooks Hooks) (runs.LoopState, error) {
+	if cfg.Select != runs.SelectValAcc && cfg.Select != runs.SelectValLoss {
+		return runs.LoopState{}, fmt.Errorf("unknown selection rule %q: use %s or %s", cfg.Select, runs.SelectValAcc, runs.SelectValLoss)
 	}
-	st := LoopState{}
+	st := runs.LoopState{}
 	if cfg.Resume != nil {
 		st = *cfg.Resume
 	}
@@ -152,7 +111,7 @@ func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes i
 			}
 			return st, err
 		}
-		r := EpochResult{
+		r := runs.EpochResult{
 			Epoch: epoch, Step: st.Step, LR: cfg.Schedule.At(st.Step - 1),
 			TrainLoss: ratioF(st.LossSum, float64(st.Seen)), TrainAcc: ratioF(float64(st.Correct), float64(st.Seen)),
 			ValLoss: ev.Loss, ValAcc: ev.Accuracy(), ValMacroF1: ev.Confusion.MacroF1(), ValConfusion: ev.Confusion.Counts,
@@ -160,7 +119,7 @@ func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes i
 			Skipped: len(train.Skipped()) + ev.Skipped,
 		}
 		metric := r.ValAcc
-		if cfg.Select == SelectValLoss {
+		if cfg.Select == runs.SelectValLoss {
 			metric = r.ValLoss
 		}
 		if st.BestEpoch == 0 || better(cfg.Select, metric, st.Best) {
@@ -185,7 +144,7 @@ func better(rule string, metric, best float64) bool {
 	if math.IsNaN(metric) {
 		return false
 	}
-	if rule == SelectValLoss {
+	if rule == runs.SelectValLoss {
 		return metric < best
 	}
 	return metric > best
@@ -197,3 +156,6 @@ func ratioF(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// finite reports whether v is neither NaN nor infinite.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -7,6 +7,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 	tfgo "github.com/galeone/tfgo"
 
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/models"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
@@ -19,7 +20,7 @@ type ModelConfig struct {
 	LabelSmoothing float32
 	ClassWeights   []float32 // nil: all 1; else one weight per class (PyTorch's weighted mean)
 	Seed           int64     // initial weights and dropout masks
-	Optimizer      OptimizerConfig
+	Optimizer      runs.OptimizerConfig
 }
 
 // TrainGraph holds one graph with a training path and an inference path

@@ -17,6 +17,7 @@ import (
 	typespb "github.com/galeone/tensorflow/tensorflow/go/core/framework/types_go_proto"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -114,7 +115,7 @@ type Model struct {
 //     serving_default signature must take images (float32 [N,S,S,3]) and
 //     give probabilities (float32 [N,C]); the class names come from
 //     assets/labels.txt. checkpoint is ignored.
-func OpenModel(path string, checkpoint string, sc SessionConfig) (*Model, error) {
+func OpenModel(path string, checkpoint string, sc runs.SessionConfig) (*Model, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
@@ -144,8 +145,8 @@ func OpenModel(path string, checkpoint string, sc SessionConfig) (*Model, error)
 }
 
 // loaderOpenRun restores a run folder's inference graph.
-func loaderOpenRun(dir, checkpoint string, sc SessionConfig) (*Model, error) {
-	run, cfg, err := OpenRun(dir)
+func loaderOpenRun(dir, checkpoint string, sc runs.SessionConfig) (*Model, error) {
+	run, cfg, err := runs.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func loaderOpenRun(dir, checkpoint string, sc SessionConfig) (*Model, error) {
 	}
 	rc, err := run.ResolveCheckpoint(checkpoint)
 	used := checkpoint
-	if errors.Is(err, ErrNoCheckpoint) && checkpoint == "best" {
+	if errors.Is(err, runs.ErrNoCheckpoint) && checkpoint == "best" {
 		// A run interrupted before its first validation has a last
 		// checkpoint but no best one: serving it beats refusing, but the
 		// description (printed by serve and predict) says so.
@@ -166,7 +167,7 @@ func loaderOpenRun(dir, checkpoint string, sc SessionConfig) (*Model, error) {
 	if rc.Recovered != "" {
 		used += "; " + rc.Recovered
 	}
-	if errors.Is(err, ErrNoCheckpoint) {
+	if errors.Is(err, runs.ErrNoCheckpoint) {
 		return nil, fmt.Errorf("run %s has no checkpoint to serve (%v): train it first, e.g. kfash-tf train --resume %s", dir, err, dir)
 	}
 	if err != nil {
@@ -220,8 +221,8 @@ func loaderGoBytesSignature(def ModelSignature) ModelSignature {
 
 // loaderOpenSavedModel loads the SavedModel in dir (a folder holding
 // saved_model.pb) with the "serve" tag.
-func loaderOpenSavedModel(dir string, version int64, sc SessionConfig) (*Model, error) {
-	opts, err := sc.Options()
+func loaderOpenSavedModel(dir string, version int64, sc runs.SessionConfig) (*Model, error) {
+	opts, err := SessionOptions(sc)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 var loaderClasses = []string{"circle", "square", "stripe"}
@@ -34,9 +35,9 @@ var loaderClasses = []string{"circle", "square", "stripe"}
 // returns the inference graph and the checkpoint prefix.
 func loaderRun(t *testing.T, dir string) (*graphs.InferenceGraph, string) {
 	t.Helper()
-	cfg := graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Normalize: "none",
+	cfg := runs.Config{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Normalize: "none",
 		Std: [3]float32{1, 1, 1}, Seed: 5, Created: time.Now()}
-	ig, prefix, err := graphstest.UntrainedRun(dir, cfg, graphs.CheckpointState{Epoch: 2, Step: 7, Time: time.Now()})
+	ig, prefix, err := graphstest.UntrainedRun(dir, cfg, runs.CheckpointState{Epoch: 2, Step: 7, Time: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func closeEnough(a, b []float32, tol float64) (int, bool) {
 func TestOpenModelRunFolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "myrun")
 	ig, prefix := loaderRun(t, dir)
-	m, err := graphs.OpenModel(dir, "best", graphs.SessionConfig{})
+	m, err := graphs.OpenModel(dir, "best", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestOpenModelRunFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := graphs.NewPredictor(ig, prefix, graphs.SessionConfig{})
+	p, err := graphs.NewPredictor(ig, prefix, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestOpenModelRunFolder(t *testing.T) {
 	}
 
 	// The explicit name wins; a missing one is an error.
-	if _, err := graphs.OpenModel(dir, "nosuch", graphs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+	if _, err := graphs.OpenModel(dir, "nosuch", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
 		t.Errorf("OpenModel(checkpoint nosuch) = %v", err)
 	}
 	if err := m.Close(); err != nil {
@@ -272,21 +273,21 @@ func TestOpenModelErrors(t *testing.T) {
 	file := filepath.Join(base, "file.txt")
 	os.WriteFile(file, []byte("x"), 0o644)
 	for _, p := range []string{empty, file} {
-		_, err := graphs.OpenModel(p, "", graphs.SessionConfig{})
+		_, err := graphs.OpenModel(p, "", runs.SessionConfig{})
 		if want := p + " is neither a run folder (config.json) nor a SavedModel (saved_model.pb)"; err == nil || err.Error() != want {
 			t.Errorf("OpenModel(%s) = %v, want %q", p, err, want)
 		}
 	}
-	if _, err := graphs.OpenModel(filepath.Join(base, "absent"), "", graphs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "absent") {
+	if _, err := graphs.OpenModel(filepath.Join(base, "absent"), "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "absent") {
 		t.Errorf("OpenModel(absent) = %v", err)
 	}
 
 	// A run with config.json but no checkpoint yet.
 	run := filepath.Join(base, "fresh")
-	if _, err := graphs.CreateRun(run, graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Std: [3]float32{1, 1, 1}}); err != nil {
+	if _, err := runs.Create(run, runs.Config{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Std: [3]float32{1, 1, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := graphs.OpenModel(run, "", graphs.SessionConfig{})
+	_, err := graphs.OpenModel(run, "", runs.SessionConfig{})
 	if err == nil || !strings.Contains(err.Error(), "has no checkpoint") || !strings.Contains(err.Error(), run) {
 		t.Errorf("OpenModel(run without checkpoint) = %v", err)
 	}
@@ -294,7 +295,7 @@ func TestOpenModelErrors(t *testing.T) {
 	// Version folders none of which is complete.
 	versions := filepath.Join(base, "export")
 	os.MkdirAll(filepath.Join(versions, "1", "variables"), 0o755)
-	if _, err := graphs.OpenModel(versions, "", graphs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "none holds a saved_model.pb") {
+	if _, err := graphs.OpenModel(versions, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "none holds a saved_model.pb") {
 		t.Errorf("OpenModel(incomplete export) = %v", err)
 	}
 
@@ -304,7 +305,7 @@ func TestOpenModelErrors(t *testing.T) {
 	bad := filepath.Join(base, "bad", "1")
 	loaderSavedModel(t, ig, prefix, bad)
 	os.WriteFile(filepath.Join(bad, "assets", "labels.txt"), []byte("a\nb\n"), 0o644)
-	if _, err := graphs.OpenModel(bad, "", graphs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "names 2 classes but the model outputs 3") {
+	if _, err := graphs.OpenModel(bad, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "names 2 classes but the model outputs 3") {
 		t.Errorf("OpenModel(SavedModel with 2 labels) = %v", err)
 	}
 }
@@ -321,7 +322,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 	os.MkdirAll(filepath.Join(export, "12", "variables"), 0o755) // an export in progress
 	os.MkdirAll(filepath.Join(export, "tmp-99"), 0o755)
 
-	m, err := graphs.OpenModel(export, "", graphs.SessionConfig{})
+	m, err := graphs.OpenModel(export, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +333,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 	if got := strings.Join(m.Classes(), ","); got != strings.Join(loaderClasses, ",") {
 		t.Errorf("classes %s", got)
 	}
-	r, err := graphs.OpenModel(run, "", graphs.SessionConfig{})
+	r, err := graphs.OpenModel(run, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 	}
 
 	// The version folder itself loads too, as version 1.
-	v1, err := graphs.OpenModel(filepath.Join(export, "1"), "", graphs.SessionConfig{})
+	v1, err := graphs.OpenModel(filepath.Join(export, "1"), "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,12 +378,12 @@ func TestOpenModelExported(t *testing.T) {
 	if err != nil {
 		t.Skipf("kfash-tf export %s --out %s failed (its interface may differ): %v\n%s", run, export, err, out)
 	}
-	m, err := graphs.OpenModel(export, "", graphs.SessionConfig{})
+	m, err := graphs.OpenModel(export, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	r, err := graphs.OpenModel(run, "", graphs.SessionConfig{})
+	r, err := graphs.OpenModel(run, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,30 +2,12 @@ package graphs
 
 import (
 	"fmt"
-	"math"
-	"strings"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
-)
-
-// Optimizer names accepted by OptimizerConfig.Name.
-const (
-	OptimizerAdam  = "adam"  // torch.optim.Adam: L2 weight decay coupled into the gradient
-	OptimizerAdamW = "adamw" // torch.optim.AdamW: decoupled weight decay
-	OptimizerSGD   = "sgd"   // torch.optim.SGD with optional momentum
-)
-
-// OptimizerNames returns the optimizer names ApplyGradients accepts.
-func OptimizerNames() []string { return []string{OptimizerAdam, OptimizerAdamW, OptimizerSGD} }
-
-// Default hyper-parameters, PyTorch's.
-const (
-	DefaultBeta1   = 0.9
-	DefaultBeta2   = 0.999
-	DefaultEpsilon = 1e-8
 )
 
 // OptimizerStepVariable is the store name of the step counter shared by all
@@ -37,76 +19,8 @@ const OptimizerStepVariable = "optimizer/step"
 // "momentum") of the variable called varName.
 func SlotName(varName, slot string) string { return "optimizer/" + varName + "/" + slot }
 
-// OptimizerConfig selects an optimizer and its hyper-parameters. Zero values
-// of Beta1, Beta2 and Epsilon mean PyTorch's defaults. The learning rate is
-// not here: it is a tensor fed every step (see ApplyGradients).
-type OptimizerConfig struct {
-	Name          string  `json:"name"`                       // "adam", "adamw" or "sgd"
-	Beta1         float64 `json:"beta1,omitempty"`            // adam, adamw; 0 → 0.9
-	Beta2         float64 `json:"beta2,omitempty"`            // adam, adamw; 0 → 0.999
-	Epsilon       float64 `json:"epsilon,omitempty"`          // adam, adamw; 0 → 1e-8
-	Momentum      float64 `json:"momentum,omitempty"`         // sgd; 0 → plain SGD (no slot)
-	WeightDecay   float64 `json:"weight_decay"`               // λ: coupled (adam, sgd) or decoupled (adamw)
-	NoDecayBNBias bool    `json:"no_decay_bn_bias,omitempty"` // decay only tfops.RoleKernel variables
-	ClipNorm      float64 `json:"clip_norm,omitempty"`        // > 0: clip gradients by global norm first
-}
-
-// ParseOptimizer checks an optimizer name.
-func ParseOptimizer(name string) error {
-	for _, n := range OptimizerNames() {
-		if name == n {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown optimizer %q: choose one of %s", name, strings.Join(OptimizerNames(), ", "))
-}
-
-// ValidateOptimizer is cfg.Validate(): the name and hyper-parameter ranges.
-func ValidateOptimizer(cfg OptimizerConfig) error { return cfg.Validate() }
-
-// WithDefaults returns c with zero Beta1, Beta2 and Epsilon replaced by
-// PyTorch's defaults.
-func (c OptimizerConfig) WithDefaults() OptimizerConfig {
-	if c.Beta1 == 0 {
-		c.Beta1 = DefaultBeta1
-	}
-	if c.Beta2 == 0 {
-		c.Beta2 = DefaultBeta2
-	}
-	if c.Epsilon == 0 {
-		c.Epsilon = DefaultEpsilon
-	}
-	return c
-}
-
-// Validate checks the name and the ranges of the hyper-parameters (after
-// defaults). Parameters another optimizer would use are ignored, so one
-// config can carry them all.
-func (c OptimizerConfig) Validate() error {
-	if err := ParseOptimizer(c.Name); err != nil {
-		return err
-	}
-	c = c.WithDefaults()
-	// Written as !(in range) so that NaN fails too.
-	switch {
-	case !(c.Beta1 >= 0 && c.Beta1 < 1):
-		return fmt.Errorf("optimizer beta1 must be in [0, 1), got %v", c.Beta1)
-	case !(c.Beta2 >= 0 && c.Beta2 < 1):
-		return fmt.Errorf("optimizer beta2 must be in [0, 1), got %v", c.Beta2)
-	case !(c.Epsilon > 0) || math.IsInf(c.Epsilon, 0):
-		return fmt.Errorf("optimizer epsilon must be positive, got %v", c.Epsilon)
-	case !(c.Momentum >= 0 && c.Momentum < 1):
-		return fmt.Errorf("sgd momentum must be in [0, 1), got %v", c.Momentum)
-	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
-		return fmt.Errorf("weight decay must be a non-negative number, got %v", c.WeightDecay)
-	case !(c.ClipNorm >= 0) || math.IsInf(c.ClipNorm, 0):
-		return fmt.Errorf("gradient clip norm must be a non-negative number (0: no clipping), got %v", c.ClipNorm)
-	}
-	return nil
-}
-
-// decays reports whether weight decay applies to v.
-func (c OptimizerConfig) decays(v *tfops.Variable) bool {
+// decays reports whether c's weight decay applies to v.
+func decays(c runs.OptimizerConfig, v *tfops.Variable) bool {
 	return c.WeightDecay > 0 && (!c.NoDecayBNBias || v.Role == tfops.RoleKernel)
 }
 
@@ -123,7 +37,7 @@ func (c OptimizerConfig) decays(v *tfops.Variable) bool {
 // assignment waits for all gradients, so no variable changes while the
 // forward or backward pass may still read it. Ops added here also inherit
 // the control dependencies of s.
-func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars []*tfops.Variable, grads []tf.Output, lr tf.Output) (*tf.Operation, error) {
+func ApplyGradients(s *op.Scope, store *tfops.Store, cfg runs.OptimizerConfig, vars []*tfops.Variable, grads []tf.Output, lr tf.Output) (*tf.Operation, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -167,7 +81,7 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 	// Step-wide scalars in float64, as PyTorch computes them in Python:
 	// bias corrections 1−βᵗ, Adam's step size and ε, and AdamW's 1−lr·λ.
 	var adam adamScalars
-	if cfg.Name == OptimizerAdam || cfg.Name == OptimizerAdamW {
+	if cfg.Name == runs.OptimizerAdam || cfg.Name == runs.OptimizerAdamW {
 		adam = newAdamScalars(s.SubScope("hyper"), cfg, lr, tNext)
 	}
 	f32 := func(vs *op.Scope, name string, v float64) tf.Output { return op.Const(vs.SubScope(name), float32(v)) }
@@ -176,11 +90,11 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 		vs := s.SubScope(v.Name)
 		g := grads[i]
 		w := op.ReadVariableOp(vs.SubScope("read"), v.Handle, tf.Float)
-		if cfg.decays(v) && cfg.Name != OptimizerAdamW {
+		if decays(cfg, v) && cfg.Name != runs.OptimizerAdamW {
 			// Coupled L2 (Adam, SGD): g ← g + λ·w.
 			g = op.AddV2(vs.SubScope("l2"), g, op.Mul(vs.SubScope("decay"), w, f32(vs, "weight_decay", cfg.WeightDecay)))
 		}
-		if cfg.Name == OptimizerSGD {
+		if cfg.Name == runs.OptimizerSGD {
 			step := g
 			if cfg.Momentum > 0 {
 				// b ← μ·b + g from b = 0: the first step gives b = g, which is
@@ -198,7 +112,7 @@ func ApplyGradients(s *op.Scope, store *tfops.Store, cfg OptimizerConfig, vars [
 		mSlot := store.NewState(SlotName(v.Name, "m"), v.Shape, 0)
 		vSlot := store.NewState(SlotName(v.Name, "v"), v.Shape, 0)
 		as := assignScope(vs, "adam")
-		if cfg.Name == OptimizerAdamW && cfg.decays(v) {
+		if cfg.Name == runs.OptimizerAdamW && decays(cfg, v) {
 			// Decoupled decay on the pre-update weights: w ← w·(1 − lr·λ),
 			// then the Adam step on the decayed weights.
 			decay := op.AssignVariableOp(assignScope(vs, "decay"), v.Handle, op.Mul(vs.SubScope("decayed"), w, adam.decayFactor))
@@ -236,7 +150,7 @@ type adamScalars struct {
 	decayFactor       tf.Output // AdamW with weight decay: float32 1 − lr·λ
 }
 
-func newAdamScalars(s *op.Scope, cfg OptimizerConfig, lr, tNext tf.Output) adamScalars {
+func newAdamScalars(s *op.Scope, cfg runs.OptimizerConfig, lr, tNext tf.Output) adamScalars {
 	var a adamScalars
 	lr64 := op.Cast(s.SubScope("lr64"), lr, tf.Double)
 	t64 := op.Cast(s.SubScope("t64"), tNext, tf.Double)
@@ -249,7 +163,7 @@ func newAdamScalars(s *op.Scope, cfg OptimizerConfig, lr, tNext tf.Output) adamS
 	a.beta1 = op.Const(s.SubScope("beta1_f32"), float32(cfg.Beta1))
 	a.beta2 = op.Const(s.SubScope("beta2_f32"), float32(cfg.Beta2))
 	a.off = op.Const(s.SubScope("no_bias_correction"), float32(0))
-	if cfg.Name == OptimizerAdamW && cfg.WeightDecay > 0 {
+	if cfg.Name == runs.OptimizerAdamW && cfg.WeightDecay > 0 {
 		lrDecay := op.Mul(s.SubScope("lr_decay"), lr64, op.Const(s.SubScope("weight_decay"), cfg.WeightDecay))
 		a.decayFactor = op.Cast(s.SubScope("decay_factor"), op.Sub(s.SubScope("one_minus_lr_decay"), one, lrDecay), tf.Float)
 	}

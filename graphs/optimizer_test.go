@@ -11,6 +11,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -42,7 +43,7 @@ type optSetter struct {
 
 // newOptFixture builds the graph, opens a session, initialises every
 // variable and sets each to its w0.
-func newOptFixture(t *testing.T, cfg graphs.OptimizerConfig, specs []optVar) *optFixture {
+func newOptFixture(t *testing.T, cfg runs.OptimizerConfig, specs []optVar) *optFixture {
 	t.Helper()
 	g := tf.NewGraph()
 	root := op.NewScopeWithGraph(g)
@@ -67,7 +68,7 @@ func newOptFixture(t *testing.T, cfg graphs.OptimizerConfig, specs []optVar) *op
 	if err := root.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if f.sess, err = graphs.NewSession(g, graphs.SessionConfig{IntraOpThreads: 1, InterOpThreads: 1}); err != nil {
+	if f.sess, err = graphs.NewSession(g, runs.SessionConfig{IntraOpThreads: 1, InterOpThreads: 1}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.sess.Close() })
@@ -163,7 +164,7 @@ func newTorchParam(w0 []float64) *torchParam {
 	return &torchParam{w: append([]float64(nil), w0...), m: make([]float64, n), v: make([]float64, n)}
 }
 
-func (p *torchParam) step(cfg graphs.OptimizerConfig, decays bool, lr float64, g []float64) {
+func (p *torchParam) step(cfg runs.OptimizerConfig, decays bool, lr float64, g []float64) {
 	cfg = cfg.WithDefaults()
 	lambda := 0.0
 	if decays {
@@ -171,7 +172,7 @@ func (p *torchParam) step(cfg graphs.OptimizerConfig, decays bool, lr float64, g
 	}
 	p.t++
 	switch cfg.Name {
-	case graphs.OptimizerSGD:
+	case runs.OptimizerSGD:
 		first := p.buf == nil
 		if first {
 			p.buf = make([]float64, len(g))
@@ -193,7 +194,7 @@ func (p *torchParam) step(cfg graphs.OptimizerConfig, decays bool, lr float64, g
 		bc2 := 1 - math.Pow(cfg.Beta2, float64(p.t))
 		for i := range p.w {
 			gi := g[i]
-			if cfg.Name == graphs.OptimizerAdamW {
+			if cfg.Name == runs.OptimizerAdamW {
 				p.w[i] *= 1 - lr*lambda
 			} else {
 				gi += lambda * p.w[i]
@@ -234,26 +235,26 @@ func TestApplyGradientsMatchesPyTorch(t *testing.T) {
 	w0 := []float64{0.5, -1.0, 2.0}
 	cases := []struct {
 		name   string
-		cfg    graphs.OptimizerConfig
+		cfg    runs.OptimizerConfig
 		role   tfops.Role
 		steps  int
 		decays bool
 	}{
-		{"adam_1step", graphs.OptimizerConfig{Name: "adam", WeightDecay: 0.1}, tfops.RoleKernel, 1, true},
-		{"adam_2steps", graphs.OptimizerConfig{Name: "adam", WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
-		{"adamw_1step", graphs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1}, tfops.RoleKernel, 1, true},
-		{"adamw_2steps", graphs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
-		{"adam_custom_betas_3steps", graphs.OptimizerConfig{Name: "adam", Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-3, WeightDecay: 0.01}, tfops.RoleKernel, 3, true},
-		{"adam_no_decay", graphs.OptimizerConfig{Name: "adam"}, tfops.RoleKernel, 3, false},
-		{"sgd_momentum_2steps", graphs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
-		{"sgd_momentum_3steps", graphs.OptimizerConfig{Name: "sgd", Momentum: 0.5, WeightDecay: 0.05}, tfops.RoleKernel, 3, true},
-		{"sgd_plain_2steps", graphs.OptimizerConfig{Name: "sgd", WeightDecay: 0.05}, tfops.RoleKernel, 2, true},
+		{"adam_1step", runs.OptimizerConfig{Name: "adam", WeightDecay: 0.1}, tfops.RoleKernel, 1, true},
+		{"adam_2steps", runs.OptimizerConfig{Name: "adam", WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
+		{"adamw_1step", runs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1}, tfops.RoleKernel, 1, true},
+		{"adamw_2steps", runs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
+		{"adam_custom_betas_3steps", runs.OptimizerConfig{Name: "adam", Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-3, WeightDecay: 0.01}, tfops.RoleKernel, 3, true},
+		{"adam_no_decay", runs.OptimizerConfig{Name: "adam"}, tfops.RoleKernel, 3, false},
+		{"sgd_momentum_2steps", runs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1}, tfops.RoleKernel, 2, true},
+		{"sgd_momentum_3steps", runs.OptimizerConfig{Name: "sgd", Momentum: 0.5, WeightDecay: 0.05}, tfops.RoleKernel, 3, true},
+		{"sgd_plain_2steps", runs.OptimizerConfig{Name: "sgd", WeightDecay: 0.05}, tfops.RoleKernel, 2, true},
 		// NoDecayBNBias: biases and batch-norm parameters are not decayed,
 		// kernels still are.
-		{"adam_nodecay_bias", graphs.OptimizerConfig{Name: "adam", WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleBias, 2, false},
-		{"adamw_nodecay_bias", graphs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleBias, 2, false},
-		{"sgd_nodecay_gamma", graphs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleScale, 2, false},
-		{"sgd_nodecay_kernel_still_decays", graphs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleKernel, 2, true},
+		{"adam_nodecay_bias", runs.OptimizerConfig{Name: "adam", WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleBias, 2, false},
+		{"adamw_nodecay_bias", runs.OptimizerConfig{Name: "adamw", WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleBias, 2, false},
+		{"sgd_nodecay_gamma", runs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleScale, 2, false},
+		{"sgd_nodecay_kernel_still_decays", runs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1, NoDecayBNBias: true}, tfops.RoleKernel, 2, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -267,7 +268,7 @@ func TestApplyGradientsMatchesPyTorch(t *testing.T) {
 			assertClose(t, "w", f.value("layer/w"), ref.w, 1e-6)
 			assertClose(t, "step", f.value(graphs.OptimizerStepVariable), []float64{float64(c.steps)}, 0)
 			switch c.cfg.Name {
-			case graphs.OptimizerSGD:
+			case runs.OptimizerSGD:
 				if c.cfg.Momentum > 0 {
 					assertClose(t, "momentum", f.value(graphs.SlotName("layer/w", "momentum")), ref.buf, 1e-6)
 				} else if f.store.Lookup(graphs.SlotName("layer/w", "momentum")) != nil {
@@ -292,7 +293,7 @@ func TestAdamVersusAdamWByHand(t *testing.T) {
 		"adamw": {0.395000009999999, -0.8900000049999998, 1.8800000033333333},
 	}
 	for name, w := range want {
-		f := newOptFixture(t, graphs.OptimizerConfig{Name: name, WeightDecay: 0.1}, []optVar{{"w", tfops.RoleKernel, w0}})
+		f := newOptFixture(t, runs.OptimizerConfig{Name: name, WeightDecay: 0.1}, []optVar{{"w", tfops.RoleKernel, w0}})
 		f.step(0.1, g)
 		assertClose(t, name, f.value("w"), w, 1e-6)
 	}
@@ -300,7 +301,7 @@ func TestAdamVersusAdamWByHand(t *testing.T) {
 
 // SGD with momentum over two steps against a hand computation.
 func TestSGDMomentumByHand(t *testing.T) {
-	f := newOptFixture(t, graphs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1}, []optVar{{"w", tfops.RoleKernel, []float64{0.5, -1.0, 2.0}}})
+	f := newOptFixture(t, runs.OptimizerConfig{Name: "sgd", Momentum: 0.9, WeightDecay: 0.1}, []optVar{{"w", tfops.RoleKernel, []float64{0.5, -1.0, 2.0}}})
 	f.step(0.1, []float64{0.1, -0.2, 0.3})
 	f.step(0.05, []float64{-0.3, 0.05, 0.4})
 	assertClose(t, "w", f.value("w"), []float64{0.490825, -0.95415, 1.89775}, 1e-6)
@@ -325,7 +326,7 @@ func TestClipByGlobalNorm(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := graphs.OptimizerConfig{Name: "sgd", ClipNorm: c.clip}
+			cfg := runs.OptimizerConfig{Name: "sgd", ClipNorm: c.clip}
 			f := newOptFixture(t, cfg, []optVar{{"a", tfops.RoleKernel, []float64{0, 0}}, {"b", tfops.RoleBias, []float64{0, 0}}})
 			f.step(1, ga, gb) // plain SGD, lr 1: w = −(clipped g)
 			a, b := f.value("a"), f.value("b")
@@ -358,11 +359,11 @@ func TestApplyGradientsAfterForwardPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply, err := graphs.ApplyGradients(root.SubScope("optimizer"), store, graphs.OptimizerConfig{Name: "sgd"}, []*tfops.Variable{v}, grads, lr)
+	apply, err := graphs.ApplyGradients(root.SubScope("optimizer"), store, runs.OptimizerConfig{Name: "sgd"}, []*tfops.Variable{v}, grads, lr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := graphs.NewSession(g, graphs.SessionConfig{})
+	sess, err := graphs.NewSession(g, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,46 +382,6 @@ func TestApplyGradientsAfterForwardPass(t *testing.T) {
 			t.Fatalf("step %d: loss %v, want %v (read after the update?)", k, got, want)
 		}
 		want /= 4
-	}
-}
-
-// Configuration errors name what is wrong; an unknown optimizer names the
-// choices.
-func TestOptimizerConfigErrors(t *testing.T) {
-	cases := []struct {
-		cfg  graphs.OptimizerConfig
-		want []string
-	}{
-		{graphs.OptimizerConfig{Name: "rmsprop"}, []string{`"rmsprop"`, "adam", "adamw", "sgd"}},
-		{graphs.OptimizerConfig{Name: ""}, []string{"unknown optimizer", "adam, adamw, sgd"}},
-		{graphs.OptimizerConfig{Name: "Adam"}, []string{"unknown optimizer"}},
-		{graphs.OptimizerConfig{Name: "adam", Beta1: 1}, []string{"beta1"}},
-		{graphs.OptimizerConfig{Name: "adam", Beta2: -0.5}, []string{"beta2"}},
-		{graphs.OptimizerConfig{Name: "adam", Epsilon: -1}, []string{"epsilon"}},
-		{graphs.OptimizerConfig{Name: "sgd", Momentum: 1.5}, []string{"momentum"}},
-		{graphs.OptimizerConfig{Name: "adamw", WeightDecay: -0.1}, []string{"weight decay"}},
-		{graphs.OptimizerConfig{Name: "adamw", WeightDecay: math.NaN()}, []string{"weight decay"}},
-		{graphs.OptimizerConfig{Name: "sgd", ClipNorm: math.Inf(1)}, []string{"clip"}},
-	}
-	for _, c := range cases {
-		err := c.cfg.Validate()
-		if err == nil {
-			t.Errorf("%+v: no error", c.cfg)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%+v: error %q does not mention %q", c.cfg, err, w)
-			}
-		}
-	}
-	if err := graphs.ParseOptimizer("lion"); err == nil || !strings.Contains(err.Error(), "adam, adamw, sgd") {
-		t.Errorf("ParseOptimizer(lion) = %v", err)
-	}
-	for _, n := range graphs.OptimizerNames() {
-		if err := graphs.ParseOptimizer(n); err != nil {
-			t.Errorf("ParseOptimizer(%s): %v", n, err)
-		}
 	}
 }
 
@@ -462,7 +423,7 @@ func TestApplyGradientsArgumentErrors(t *testing.T) {
 			store := tfops.NewStore(root.SubScope("vars"), 1)
 			lr := op.Placeholder(root.SubScope("lr"), tf.Float, op.PlaceholderShape(tf.ScalarShape()))
 			vars, grads, lr := c.build(root, store, lr)
-			_, err := graphs.ApplyGradients(root.SubScope("optimizer"), store, graphs.OptimizerConfig{Name: "adam"}, vars, grads, lr)
+			_, err := graphs.ApplyGradients(root.SubScope("optimizer"), store, runs.OptimizerConfig{Name: "adam"}, vars, grads, lr)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}
@@ -529,7 +490,7 @@ json.dump(out, sys.stdout)
 		t.Fatal(err)
 	}
 	for _, c := range req.Cases {
-		cfg := graphs.OptimizerConfig{Name: c.Name, WeightDecay: c.WeightDecay, Momentum: c.Momentum}
+		cfg := runs.OptimizerConfig{Name: c.Name, WeightDecay: c.WeightDecay, Momentum: c.Momentum}
 		f := newOptFixture(t, cfg, []optVar{{"w", tfops.RoleKernel, w0}})
 		for _, s := range optTrajectory {
 			f.step(s.lr, s.g)

@@ -23,6 +23,7 @@ import (
 	"github.com/galeone/tensorflow/tensorflow/go/op"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
@@ -55,7 +56,7 @@ const decoderPrefix = "image_decoder"
 // variables, no placeholder either signature leaves unfed.
 type ExportGraph struct {
 	*InferenceGraph
-	Config     RunConfig
+	Config     runs.Config
 	ImageBytes tf.Output // input: string [N] of encoded images
 
 	// snapshots reads each variable (VariableDef.snapshot_name, what
@@ -66,7 +67,7 @@ type ExportGraph struct {
 }
 
 // BuildExportGraph builds the export graph of a run's configuration.
-func BuildExportGraph(cfg RunConfig) (*ExportGraph, error) {
+func BuildExportGraph(cfg runs.Config) (*ExportGraph, error) {
 	eg := &ExportGraph{Config: cfg}
 	images := func(g *tf.Graph, s *op.Scope, size int64) (tf.Output, error) {
 		eg.ImageBytes = op.Placeholder(s.SubScope(InputImageBytes), tf.String, op.PlaceholderShape(tf.MakeShape(-1)))
@@ -216,18 +217,18 @@ type ExportOptions struct {
 	// layout OUT/<version>/); 0 means 1.
 	Version int64
 	// Session configures the sessions that restore and check the model.
-	Session SessionConfig
+	Session runs.SessionConfig
 	// Program is kfash-tf's version, recorded in the MetaGraphDef.
 	Program string
 }
 
 // ExportResult says what ExportSavedModel wrote.
 type ExportResult struct {
-	Dir        string          // OUT/<version>
-	Network    string          // the run's network
-	Classes    []string        // label order
-	Checkpoint string          // the checkpoint exported: "best" or "last"
-	State      CheckpointState // its epoch, step and metrics
+	Dir        string               // OUT/<version>
+	Network    string               // the run's network
+	Classes    []string             // label order
+	Checkpoint string               // the checkpoint exported: "best" or "last"
+	State      runs.CheckpointState // its epoch, step and metrics
 	// Notes are what the caller must show about the checkpoint chosen:
 	// last exported because the run has no best, or a checkpoint found
 	// without its pointer file after a kill.
@@ -257,7 +258,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	if opt.Version == 0 {
 		opt.Version = 1
 	}
-	run, cfg, err := OpenRun(runDir)
+	run, cfg, err := runs.Open(runDir)
 	if err != nil {
 		return res, err
 	}
@@ -273,7 +274,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	}
 	for _, c := range cfg.Classes {
 		if c == "" || strings.ContainsAny(c, "\r\n") {
-			return res, fmt.Errorf("%s: class name %q cannot be written to %s (one class a line)", run.configPath(), c, LabelsAsset)
+			return res, fmt.Errorf("%s: class name %q cannot be written to %s (one class a line)", run.ConfigPath(), c, LabelsAsset)
 		}
 	}
 
@@ -357,7 +358,7 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 
 // resolveExportCheckpoint finds the checkpoint called name, or best then
 // last when name is "", with the notes to show about the choice.
-func resolveExportCheckpoint(run Run, name string) (prefix, used string, st CheckpointState, notes []string, err error) {
+func resolveExportCheckpoint(run runs.Run, name string) (prefix, used string, st runs.CheckpointState, notes []string, err error) {
 	names := []string{name}
 	if name == "" {
 		names = []string{"best", "last"}
@@ -373,11 +374,11 @@ func resolveExportCheckpoint(run Run, name string) (prefix, used string, st Chec
 			}
 			return rc.Prefix, n, rc.State, notes, nil
 		}
-		if !errors.Is(err, ErrNoCheckpoint) {
+		if !errors.Is(err, runs.ErrNoCheckpoint) {
 			return "", "", st, nil, err
 		}
 	}
-	if _, lerr := run.ResolveCheckpoint("last"); errors.Is(lerr, ErrNoCheckpoint) {
+	if _, lerr := run.ResolveCheckpoint("last"); errors.Is(lerr, runs.ErrNoCheckpoint) {
 		return "", "", st, nil, fmt.Errorf("run %s has no checkpoint yet: train it first", run.Dir)
 	}
 	return "", "", st, nil, fmt.Errorf("run %s has no '%s' checkpoint (try --checkpoint last)", run.Dir, name)
@@ -401,7 +402,7 @@ func refuseExisting(path string) error {
 // synthetic batch: whole-valued pixels at the input size, so that the PNG
 // files fed to serving_bytes decode and "resize" (at scale 1) to exactly the
 // same input. It returns the largest probability difference.
-func checkExport(eg *ExportGraph, sess *tf.Session, dir string, sc SessionConfig) (float64, error) {
+func checkExport(eg *ExportGraph, sess *tf.Session, dir string, sc runs.SessionConfig) (float64, error) {
 	const n = 2
 	size := eg.Spec.InputSize
 	rng := rand.New(rand.NewSource(1))
@@ -433,7 +434,7 @@ func checkExport(eg *ExportGraph, sess *tf.Session, dir string, sc SessionConfig
 		return 0, err
 	}
 
-	opts, err := sc.Options()
+	opts, err := SessionOptions(sc)
 	if err != nil {
 		return 0, err
 	}

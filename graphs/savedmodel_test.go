@@ -15,25 +15,26 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
 var exportClasses = []string{"circle", "square", "stripe"}
 
-func exportConfig(seed int64) RunConfig {
-	return RunConfig{Network: "vgg8", InputSize: 150, Classes: exportClasses, Normalize: "unit",
+func exportConfig(seed int64) runs.Config {
+	return runs.Config{Network: "vgg8", InputSize: 150, Classes: exportClasses, Normalize: "unit",
 		Std: [3]float32{255, 255, 255}, Seed: seed, Created: time.Now()}
 }
 
 // writeCheckpoint stores freshly initialised weights of cfg (its seed picks
 // them) in the run's checkpoint names at epoch.
-func writeCheckpoint(t *testing.T, run Run, cfg RunConfig, epoch int, names ...string) {
+func writeCheckpoint(t *testing.T, run runs.Run, cfg runs.Config, epoch int, names ...string) {
 	t.Helper()
 	ig, err := BuildInferenceGraph(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := NewSession(ig.Graph, SessionConfig{})
+	sess, err := NewSession(ig.Graph, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,18 +42,18 @@ func writeCheckpoint(t *testing.T, run Run, cfg RunConfig, epoch int, names ...s
 	if _, err := sess.Run(nil, nil, ig.Store.InitOps()); err != nil {
 		t.Fatal(err)
 	}
-	st := CheckpointState{Epoch: epoch, Step: int64(10 * epoch), Metrics: map[string]float64{"val_acc": 0.5}, Time: time.Now()}
-	if err := run.Checkpoints().Write(sess, ig.Saver, names, st); err != nil {
+	st := runs.CheckpointState{Epoch: epoch, Step: int64(10 * epoch), Metrics: map[string]float64{"val_acc": 0.5}, Time: time.Now()}
+	if err := run.Checkpoints().WriteWith(ig.Saver.SaveFunc(sess), names, st); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // exportRun makes a run whose "best" (epoch 1) and "last" (epoch 2)
 // checkpoints hold different weights.
-func exportRun(t *testing.T) (Run, RunConfig) {
+func exportRun(t *testing.T) (runs.Run, runs.Config) {
 	t.Helper()
 	cfg := exportConfig(5)
-	run, err := CreateRun(filepath.Join(t.TempDir(), "run"), cfg)
+	run, err := runs.Create(filepath.Join(t.TempDir(), "run"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func exportRun(t *testing.T) (Run, RunConfig) {
 
 // goPredict runs the run's checkpoint through an InferenceGraph and a
 // Predictor: what the SavedModel must reproduce.
-func goPredict(t *testing.T, run Run, cfg RunConfig, checkpoint string, images []float32, n int) []float32 {
+func goPredict(t *testing.T, run runs.Run, cfg runs.Config, checkpoint string, images []float32, n int) []float32 {
 	t.Helper()
 	prefix, _, err := run.Checkpoints().Resolve(checkpoint)
 	if err != nil {
@@ -73,7 +74,7 @@ func goPredict(t *testing.T, run Run, cfg RunConfig, checkpoint string, images [
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPredictor(ig, prefix, SessionConfig{})
+	p, err := NewPredictor(ig, prefix, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestExportErrors(t *testing.T) {
 	base := t.TempDir()
 	out := filepath.Join(base, "export")
 
-	fresh, err := CreateRun(filepath.Join(base, "fresh"), exportConfig(1))
+	fresh, err := runs.Create(filepath.Join(base, "fresh"), exportConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestExportErrors(t *testing.T) {
 	}
 
 	// Only "last": the default falls back to it, an explicit best says so.
-	lastOnly, err := CreateRun(filepath.Join(base, "last-only"), exportConfig(1))
+	lastOnly, err := runs.Create(filepath.Join(base, "last-only"), exportConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}

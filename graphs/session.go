@@ -7,40 +7,13 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	pb "github.com/galeone/tensorflow/tensorflow/go/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
-// Devices a session can be restricted to (SessionConfig.Device).
-const (
-	DeviceAny = ""    // TensorFlow's placement: a GPU when the library has one
-	DeviceCPU = "cpu" // never a GPU, even with a GPU build of the library
-	DeviceGPU = "gpu" // require a GPU: an error if the library sees none
-)
-
-// SessionConfig configures the TensorFlow sessions kfash-tf opens.
-type SessionConfig struct {
-	IntraOpThreads int    `json:"intra_op_threads,omitempty"` // threads inside one op (a MatMul); 0: TensorFlow's default, the core count
-	InterOpThreads int    `json:"inter_op_threads,omitempty"` // independent ops run at once; 0: TensorFlow's default
-	Device         string `json:"device,omitempty"`           // "" (TensorFlow decides), "cpu" or "gpu"
-}
-
-// Validate checks the thread counts and the device.
-func (c SessionConfig) Validate() error {
-	if c.IntraOpThreads < 0 || c.InterOpThreads < 0 {
-		// TensorFlow reads a negative inter-op count as "run every op in the
-		// caller's thread", which nobody asks for by typing -1.
-		return fmt.Errorf("thread counts must not be negative (0: TensorFlow's default), got intra-op %d, inter-op %d",
-			c.IntraOpThreads, c.InterOpThreads)
-	}
-	switch c.Device {
-	case DeviceAny, DeviceCPU, DeviceGPU:
-		return nil
-	}
-	return fmt.Errorf("unknown device %q: choose cpu or gpu (or nothing to let TensorFlow decide)", c.Device)
-}
-
-// Options returns the session options (a serialised ConfigProto) for c,
-// usable with tf.NewSession and tf.LoadSavedModel.
-func (c SessionConfig) Options() (*tf.SessionOptions, error) {
+// SessionOptions returns the session options (a serialised ConfigProto)
+// for c, usable with tf.NewSession and tf.LoadSavedModel.
+func SessionOptions(c runs.SessionConfig) (*tf.SessionOptions, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -52,7 +25,7 @@ func (c SessionConfig) Options() (*tf.SessionOptions, error) {
 		AllowSoftPlacement: true,
 	}
 	switch c.Device {
-	case DeviceCPU:
+	case runs.DeviceCPU:
 		// Hiding the GPUs from this session is the one switch that keeps
 		// every op on the CPU whatever the graph asks for.
 		cfg.DeviceCount = map[string]int32{"GPU": 0}
@@ -70,8 +43,8 @@ func (c SessionConfig) Options() (*tf.SessionOptions, error) {
 
 // NewSession opens a session on g configured by cfg. With Device "gpu" it
 // fails unless TensorFlow sees a GPU.
-func NewSession(g *tf.Graph, cfg SessionConfig) (*tf.Session, error) {
-	opts, err := cfg.Options()
+func NewSession(g *tf.Graph, cfg runs.SessionConfig) (*tf.Session, error) {
+	opts, err := SessionOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +52,7 @@ func NewSession(g *tf.Graph, cfg SessionConfig) (*tf.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening a TensorFlow session: %w", err)
 	}
-	if cfg.Device != DeviceGPU {
+	if cfg.Device != runs.DeviceGPU {
 		return sess, nil
 	}
 	devs, err := sess.ListDevices()

@@ -10,13 +10,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // A session limited to one intra-op thread (and kept off any GPU) runs a
 // MatMul correctly.
 func TestNewSessionRunsMatMul(t *testing.T) {
-	for _, cfg := range []graphs.SessionConfig{
-		{IntraOpThreads: 1, InterOpThreads: 1, Device: graphs.DeviceCPU},
+	for _, cfg := range []runs.SessionConfig{
+		{IntraOpThreads: 1, InterOpThreads: 1, Device: runs.DeviceCPU},
 		{IntraOpThreads: 1},
 		{},
 	} {
@@ -52,17 +53,17 @@ func TestNewSessionRunsMatMul(t *testing.T) {
 // The options carry the thread counts and, for "cpu", no GPU.
 func TestSessionConfigOptions(t *testing.T) {
 	cases := []struct {
-		cfg        graphs.SessionConfig
+		cfg        runs.SessionConfig
 		intra      int32
 		inter      int32
 		gpusHidden bool
 	}{
-		{graphs.SessionConfig{}, 0, 0, false},
-		{graphs.SessionConfig{IntraOpThreads: 2, InterOpThreads: 1, Device: "cpu"}, 2, 1, true},
-		{graphs.SessionConfig{IntraOpThreads: 4, Device: "gpu"}, 4, 0, false},
+		{runs.SessionConfig{}, 0, 0, false},
+		{runs.SessionConfig{IntraOpThreads: 2, InterOpThreads: 1, Device: "cpu"}, 2, 1, true},
+		{runs.SessionConfig{IntraOpThreads: 4, Device: "gpu"}, 4, 0, false},
 	}
 	for _, c := range cases {
-		opts, err := c.cfg.Options()
+		opts, err := graphs.SessionOptions(c.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func TestSessionConfigOptions(t *testing.T) {
 // Asking for a GPU where the library has none is a clear error, not a
 // silent run on the CPU.
 func TestNewSessionGPUUnavailable(t *testing.T) {
-	sess, err := graphs.NewSession(tf.NewGraph(), graphs.SessionConfig{})
+	sess, err := graphs.NewSession(tf.NewGraph(), runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestNewSessionGPUUnavailable(t *testing.T) {
 	if strings.Contains(strings.Join(devices, " "), "GPU") {
 		t.Skip("this TensorFlow library sees a GPU")
 	}
-	_, err = graphs.NewSession(tf.NewGraph(), graphs.SessionConfig{Device: "gpu"})
+	_, err = graphs.NewSession(tf.NewGraph(), runs.SessionConfig{Device: "gpu"})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -110,13 +111,13 @@ func TestNewSessionGPUUnavailable(t *testing.T) {
 // Invalid configurations are refused before TensorFlow sees them.
 func TestSessionConfigErrors(t *testing.T) {
 	cases := []struct {
-		cfg  graphs.SessionConfig
+		cfg  runs.SessionConfig
 		want string
 	}{
-		{graphs.SessionConfig{Device: "tpu"}, `unknown device "tpu"`},
-		{graphs.SessionConfig{Device: "GPU"}, `unknown device "GPU"`},
-		{graphs.SessionConfig{IntraOpThreads: -1}, "must not be negative"},
-		{graphs.SessionConfig{InterOpThreads: -2}, "must not be negative"},
+		{runs.SessionConfig{Device: "tpu"}, `unknown device "tpu"`},
+		{runs.SessionConfig{Device: "GPU"}, `unknown device "GPU"`},
+		{runs.SessionConfig{IntraOpThreads: -1}, "must not be negative"},
+		{runs.SessionConfig{InterOpThreads: -2}, "must not be negative"},
 	}
 	for _, c := range cases {
 		_, err := graphs.NewSession(tf.NewGraph(), c.cfg)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/models"
 )
 
@@ -26,7 +27,7 @@ func tinyData(t *testing.T, train, val int) (trainS, valS []augment.Sample) {
 	return trainS, valS
 }
 
-func newTestTrainer(t *testing.T, network string, opt OptimizerConfig, seed int64) (*Trainer, models.Spec) {
+func newTestTrainer(t *testing.T, network string, opt runs.OptimizerConfig, seed int64) (*Trainer, models.Spec) {
 	t.Helper()
 	spec, err := models.Get(network)
 	if err != nil {
@@ -37,7 +38,7 @@ func newTestTrainer(t *testing.T, network string, opt OptimizerConfig, seed int6
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := NewTrainer(tg, spec.InputSize, SessionConfig{})
+	tr, err := NewTrainer(tg, spec.InputSize, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func newTestTrainer(t *testing.T, network string, opt OptimizerConfig, seed int6
 // optimizer, feeding) works.
 func TestOverfitsThirtyImages(t *testing.T) {
 	trainS, _ := tinyData(t, 10, 1)
-	tr, spec := newTestTrainer(t, "vgg8", OptimizerConfig{Name: OptimizerAdam}, 1)
+	tr, spec := newTestTrainer(t, "vgg8", runs.OptimizerConfig{Name: runs.OptimizerAdam}, 1)
 	loader, err := augment.NewLoader(trainS, augment.LoaderConfig{Size: spec.InputSize, BatchSize: 10, Shuffle: true, Seed: 1, Workers: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 
 	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -20,7 +21,7 @@ type Trainer struct {
 }
 
 // NewTrainer opens a session on tg.
-func NewTrainer(tg *TrainGraph, inputSize int, sc SessionConfig) (*Trainer, error) {
+func NewTrainer(tg *TrainGraph, inputSize int, sc runs.SessionConfig) (*Trainer, error) {
 	sess, err := NewSession(tg.Graph, sc)
 	if err != nil {
 		return nil, err
@@ -88,7 +89,7 @@ func freeFeeds(feeds map[tf.Output]*tf.Tensor) {
 // EvalResult summarises a pass of the inference path over a data set.
 type EvalResult struct {
 	Loss      float64 // mean cross-entropy per example
-	Confusion *Confusion
+	Confusion *runs.Confusion
 	Examples  int
 	Skipped   int
 }
@@ -107,7 +108,7 @@ type Prediction struct {
 // Evaluate runs the inference path over one pass of loader. each, if not
 // nil, receives every example's prediction.
 func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes int, each func(Prediction)) (EvalResult, error) {
-	res := EvalResult{Confusion: NewConfusion(classes)}
+	res := EvalResult{Confusion: runs.NewConfusion(classes)}
 	sum := 0.0
 	// Leaving the range early must stop the loader's goroutines.
 	ectx, cancel := context.WithCancel(ctx)

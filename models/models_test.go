@@ -21,7 +21,7 @@ func TestTrainableParamsFollowClassCount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := studyParams[spec.Name] + int64(classes-3)*(headFanIn[spec.Name]+1)
+			want := spec.Params + int64(classes-3)*(headFanIn[spec.Name]+1)
 			if sum.TrainableParams != want {
 				t.Errorf("%s at %d classes: %d trainable params, want %d", spec.Name, classes, sum.TrainableParams, want)
 			}

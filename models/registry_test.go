@@ -3,19 +3,12 @@ package models
 import (
 	"strings"
 	"testing"
+
+	"github.com/kfash-tf/kfash-tf/models/catalog"
 )
 
-// The trainable-parameter counts of the study's table
-// (../shared/spec/seed-study.md), at 3 classes.
-var studyParams = map[string]int64{
-	"alexnet":   58_294_339,
-	"vgg8":      299_667,
-	"vgg10":     7_649_091,
-	"googlenet": 5_972_467,
-	"resnet34":  21_286_211,
-	"densenet":  1_000_827,
-}
-
+// The built networks have the trainable-parameter counts of the study's
+// table (catalog.Entry.Params), at 3 classes.
 func TestTrainableParamsMatchStudy(t *testing.T) {
 	for _, spec := range All() {
 		t.Run(spec.Name, func(t *testing.T) {
@@ -23,13 +16,32 @@ func TestTrainableParamsMatchStudy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := studyParams[spec.Name]; sum.TrainableParams != want {
-				t.Errorf("trainable params = %d, the study has %d", sum.TrainableParams, want)
+			if sum.TrainableParams != spec.Params {
+				t.Errorf("trainable params = %d, the study has %d", sum.TrainableParams, spec.Params)
 			}
 			if len(sum.Output) != 1 || sum.Output[0] != 3 {
 				t.Errorf("output shape %v, want [3]", sum.Output)
 			}
 		})
+	}
+}
+
+func TestEveryEntryHasBuilder(t *testing.T) {
+	for _, name := range catalog.Names() {
+		if builders[name] == nil {
+			t.Errorf("catalogue network %s has no builder", name)
+		}
+		if spec, err := Get(name); err != nil || spec.Build == nil {
+			t.Errorf("Get(%s): %v", name, err)
+		}
+	}
+	for name := range builders {
+		if e, err := catalog.Get(name); err != nil || e.Name != name {
+			t.Errorf("builder %s is not a catalogue network: %v", name, err)
+		}
+	}
+	if got, want := len(All()), len(catalog.Names()); got != want {
+		t.Errorf("All() has %d networks, the catalogue %d", got, want)
 	}
 }
 

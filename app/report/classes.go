@@ -3,7 +3,7 @@ package report
 import (
 	"fmt"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // ClassScore is one class's row of a classification report.
@@ -61,9 +61,9 @@ func classNames(names []string, k int) []string {
 }
 
 // NewClassReport computes the classification report of a confusion matrix
-// (rows: true class, columns: predicted) with graphs.Confusion's scores.
+// (rows: true class, columns: predicted) with runs.Confusion's scores.
 func NewClassReport(m [][]int64, names []string) ClassReport {
-	c := graphs.Confusion{Counts: m}
+	c := runs.Confusion{Counts: m}
 	per := c.PerClass()
 	names = classNames(names, len(per))
 	r := ClassReport{Accuracy: c.Accuracy(), Total: c.Total()}

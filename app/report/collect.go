@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // runMarkers are the files whose presence makes a folder a run folder. Not
@@ -87,7 +87,7 @@ func findUnder(root string) ([]Found, error) {
 // createdAt is when the run in dir was made (config.json's "created"); a
 // run without a readable one sorts last.
 func createdAt(dir string) time.Time {
-	_, cfg, err := graphs.OpenRun(dir)
+	_, cfg, err := runs.Open(dir)
 	if err != nil || cfg.Created.IsZero() {
 		return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
@@ -161,7 +161,7 @@ func unwrapPathError(err error) error {
 // filled up, a hand edit) are skipped and described in problems, a later
 // row for an epoch already seen replaces it (the row a resumed run redid),
 // and the rows come back sorted by epoch. A missing file is no rows.
-func readMetrics(dir string) (rows []graphs.EpochResult, problems []string) {
+func readMetrics(dir string) (rows []runs.EpochResult, problems []string) {
 	path := filepath.Join(dir, "metrics.jsonl")
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -171,7 +171,7 @@ func readMetrics(dir string) (rows []graphs.EpochResult, problems []string) {
 		return nil, []string{fmt.Sprintf("metrics.jsonl: %v", unwrapPathError(err))}
 	}
 	defer f.Close()
-	byEpoch := map[int]graphs.EpochResult{}
+	byEpoch := map[int]runs.EpochResult{}
 	var bad []int
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024) // confusion matrices make long lines
@@ -180,7 +180,7 @@ func readMetrics(dir string) (rows []graphs.EpochResult, problems []string) {
 		if text == "" {
 			continue
 		}
-		var e graphs.EpochResult
+		var e runs.EpochResult
 		if err := json.Unmarshal([]byte(text), &e); err != nil || e.Epoch <= 0 {
 			bad = append(bad, line)
 			continue

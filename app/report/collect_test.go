@@ -8,17 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 func TestFind(t *testing.T) {
 	root := t.TempDir()
-	cfg := testConfig("vgg8", graphs.SelectValAcc, 1)
+	cfg := testConfig("vgg8", runs.SelectValAcc, 1)
 	for _, name := range []string{"runs/a", "runs/b", "sweep/x/c", "too/deep/down/d"} {
 		fixture{name: name, cfg: cfg}.write(t, root)
 	}
 	// A folder with only a status.json is a (half-written) run too.
-	fixture{name: "runs/half", status: &graphs.RunStatus{State: graphs.StateRunning}}.write(t, root)
+	fixture{name: "runs/half", status: &runs.Status{State: runs.StateRunning}}.write(t, root)
 	// Hidden folders, checkpoints and a report's own folders are not runs.
 	fixture{name: "runs/.trash/e", cfg: cfg}.write(t, root)
 	if err := os.MkdirAll(filepath.Join(root, "runs", "a", "checkpoints", "epoch-0001"), 0o755); err != nil {
@@ -117,7 +117,7 @@ func TestFindOrdersRunsByCreation(t *testing.T) {
 		hour int
 	}{{"zeta", 1}, {"alpha", 3}, {"mid", 2}}
 	for _, m := range made {
-		cfg := testConfig("vgg8", graphs.SelectValAcc, 1)
+		cfg := testConfig("vgg8", runs.SelectValAcc, 1)
 		cfg.Created = time.Date(2026, 5, 1, m.hour, 0, 0, 0, time.UTC)
 		fixture{name: "sweep/" + m.name, cfg: cfg}.write(t, root)
 	}

@@ -16,7 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // pngDPI renders PNGs at twice the screen resolution, sharp on any display.
@@ -169,11 +169,11 @@ func (s series) add(p *plot.Plot, legend *plot.Legend, markers bool) error {
 }
 
 // curve returns the valid points of one metric over the epochs, scaled.
-func curve(rows []graphs.EpochResult, metric func(graphs.EpochResult) float64, scale float64) plotter.XYs {
+func curve(rows []runs.EpochResult, metric func(runs.EpochResult) float64, scale float64) plotter.XYs {
 	var pts plotter.XYs
 	for _, e := range rows {
 		v := metric(e)
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 { // -1 stands for NaN
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 { // older runs wrote -1 for NaN
 			continue
 		}
 		pts = append(pts, plotter.XY{X: float64(e.Epoch), Y: v * scale})
@@ -185,16 +185,16 @@ func curve(rows []graphs.EpochResult, metric func(graphs.EpochResult) float64, s
 type curveKind struct {
 	name, title, unit string
 	scale             float64
-	train, val        func(graphs.EpochResult) float64
+	train, val        func(runs.EpochResult) float64
 }
 
 var curveKinds = []curveKind{
 	{name: "accuracy", title: "Accuracy", unit: "accuracy (%)", scale: 100,
-		train: func(e graphs.EpochResult) float64 { return e.TrainAcc },
-		val:   func(e graphs.EpochResult) float64 { return e.ValAcc }},
+		train: func(e runs.EpochResult) float64 { return e.TrainAcc },
+		val:   func(e runs.EpochResult) float64 { return e.ValAcc }},
 	{name: "loss", title: "Loss (mean per example)", unit: "loss", scale: 1,
-		train: func(e graphs.EpochResult) float64 { return e.TrainLoss },
-		val:   func(e graphs.EpochResult) float64 { return e.ValLoss }},
+		train: func(e runs.EpochResult) float64 { return e.TrainLoss },
+		val:   func(e runs.EpochResult) float64 { return e.ValLoss }},
 }
 
 // curvesFigure draws train and validation curves of one kind with the
@@ -263,7 +263,7 @@ func (v *vline) Thumbnail(c *draw.Canvas) {
 
 // epochAxis gives the x axis whole-epoch ticks and, for a single epoch, a
 // range that puts it in the middle.
-func epochAxis(p *plot.Plot, rows []graphs.EpochResult) {
+func epochAxis(p *plot.Plot, rows []runs.EpochResult) {
 	p.X.Tick.Marker = epochTicks{}
 	if len(rows) == 1 {
 		e := float64(rows[0].Epoch)
@@ -466,10 +466,10 @@ func mix(a, b color.RGBA, t float64) color.RGBA {
 func comparisonFigure(rep *Report) (*Figure, error) {
 	p := newPlot("Validation accuracy per epoch", "epoch", "validation accuracy (%)")
 	legend := newLegend()
-	var all []graphs.EpochResult
+	var all []runs.EpochResult
 	n := 0
 	for _, r := range rep.Runs {
-		pts := curve(r.Metrics, func(e graphs.EpochResult) float64 { return e.ValAcc }, 100)
+		pts := curve(r.Metrics, func(e runs.EpochResult) float64 { return e.ValAcc }, 100)
 		if len(pts) == 0 {
 			continue
 		}
@@ -503,9 +503,9 @@ func comparisonFigure(rep *Report) (*Figure, error) {
 }
 
 // distinctEpochs returns one row per epoch number found in rows.
-func distinctEpochs(rows []graphs.EpochResult) []graphs.EpochResult {
+func distinctEpochs(rows []runs.EpochResult) []runs.EpochResult {
 	seen := map[int]bool{}
-	var out []graphs.EpochResult
+	var out []runs.EpochResult
 	for _, e := range rows {
 		if !seen[e.Epoch] {
 			seen[e.Epoch] = true

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 func buildStudy(t *testing.T) (*Report, map[string]Row) {
@@ -38,15 +38,15 @@ func TestTableRows(t *testing.T) {
 		epochs     int
 		best       bool
 	}{
-		{"a-tie", graphs.StateFinished, 2, 0.70, 0.75, 4, 4, false},
-		{"b-loss", graphs.StateFinished, 2, 0.65, 0.70, 3, 3, false},
-		{"c-best", graphs.StateFinished, 1, 0.70, 0.60, 2, 2, true},
-		{"d-failed", graphs.StateFailed, 1, 0.45, 0.40, 1, 5, false},
-		{"e-running", graphs.StateRunning, 1, 0.50, 0.40, 2, 10, false},
+		{"a-tie", runs.StateFinished, 2, 0.70, 0.75, 4, 4, false},
+		{"b-loss", runs.StateFinished, 2, 0.65, 0.70, 3, 3, false},
+		{"c-best", runs.StateFinished, 1, 0.70, 0.60, 2, 2, true},
+		{"d-failed", runs.StateFailed, 1, 0.45, 0.40, 1, 5, false},
+		{"e-running", runs.StateRunning, 1, 0.50, 0.40, 2, 10, false},
 		{"f-corrupt", StateCorrupt, 1, 0.99, 0.99, 1, 0, false},
-		{"g-garbage", graphs.StateUnknown, 2, 0.58, 0.60, 2, 3, false},
-		{"h-empty", graphs.StateRunning, 0, -1, -1, 0, 100, false},
-		{"i-flags", graphs.StateFinished, 1, 0.60, 0.50, 2, 2, false},
+		{"g-garbage", runs.StateUnknown, 2, 0.58, 0.60, 2, 3, false},
+		{"h-empty", runs.StateRunning, 0, -1, -1, 0, 100, false},
+		{"i-flags", runs.StateFinished, 1, 0.60, 0.50, 2, 2, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestTableRows(t *testing.T) {
 		a.Params == nil || *a.Params != 7000 {
 		t.Errorf("a-tie row %+v (hyperparameters %+v)", a, a.Hyperparameters)
 	}
-	if b := rows["b-loss"]; b.Hyperparameters.Dropout != nil || b.Hyperparameters.Select != graphs.SelectValLoss {
+	if b := rows["b-loss"]; b.Hyperparameters.Dropout != nil || b.Hyperparameters.Select != runs.SelectValLoss {
 		t.Errorf("b-loss: dropout %v (vgg8 has none), select %q", b.Hyperparameters.Dropout, b.Hyperparameters.Select)
 	}
 }
@@ -121,27 +121,29 @@ func TestProblemsAreReported(t *testing.T) {
 }
 
 func TestSelectEpoch(t *testing.T) {
-	rows := func(vals ...[2]float64) []graphs.EpochResult {
-		var out []graphs.EpochResult
+	rows := func(vals ...[2]float64) []runs.EpochResult {
+		var out []runs.EpochResult
 		for i, v := range vals {
-			out = append(out, graphs.EpochResult{Epoch: i + 1, ValAcc: v[0], ValLoss: v[1]})
+			out = append(out, runs.EpochResult{Epoch: i + 1, ValAcc: v[0], ValLoss: v[1]})
 		}
 		return out
 	}
 	tests := []struct {
 		name string
-		rows []graphs.EpochResult
+		rows []runs.EpochResult
 		rule string
 		want int
 	}{
-		{"empty", nil, graphs.SelectValAcc, -1},
-		{"highest accuracy", rows([2]float64{0.5, 1}, [2]float64{0.7, 0.9}, [2]float64{0.6, 0.5}), graphs.SelectValAcc, 1},
-		{"accuracy tie takes the first", rows([2]float64{0.7, 1}, [2]float64{0.7, 0.5}), graphs.SelectValAcc, 0},
-		{"lowest loss", rows([2]float64{0.5, 1}, [2]float64{0.7, 0.9}, [2]float64{0.6, 0.5}), graphs.SelectValLoss, 2},
-		{"loss tie takes the first", rows([2]float64{0.5, 0.4}, [2]float64{0.7, 0.4}), graphs.SelectValLoss, 0},
-		{"NaN written as -1 is skipped", rows([2]float64{-1, -1}, [2]float64{0.2, 2}), graphs.SelectValLoss, 1},
+		{"empty", nil, runs.SelectValAcc, -1},
+		{"highest accuracy", rows([2]float64{0.5, 1}, [2]float64{0.7, 0.9}, [2]float64{0.6, 0.5}), runs.SelectValAcc, 1},
+		{"accuracy tie takes the first", rows([2]float64{0.7, 1}, [2]float64{0.7, 0.5}), runs.SelectValAcc, 0},
+		{"lowest loss", rows([2]float64{0.5, 1}, [2]float64{0.7, 0.9}, [2]float64{0.6, 0.5}), runs.SelectValLoss, 2},
+		{"loss tie takes the first", rows([2]float64{0.5, 0.4}, [2]float64{0.7, 0.4}), runs.SelectValLoss, 0},
+		{"NaN written as -1 is skipped", rows([2]float64{-1, -1}, [2]float64{0.2, 2}), runs.SelectValLoss, 1},
 		{"unknown rule means accuracy", rows([2]float64{0.5, 0.1}, [2]float64{0.6, 0.9}), "", 1},
-		{"nothing valid", rows([2]float64{-1, -1}), graphs.SelectValAcc, -1},
+		{"nothing valid", rows([2]float64{-1, -1}), runs.SelectValAcc, -1},
+		{"NaN is skipped", rows([2]float64{math.NaN(), math.NaN()}, [2]float64{0.2, 2}), runs.SelectValAcc, 1},
+		{"infinite loss is skipped", rows([2]float64{0.1, math.Inf(1)}, [2]float64{0.2, 2}), runs.SelectValLoss, 1},
 	}
 	for _, tc := range tests {
 		if got := SelectEpoch(tc.rows, tc.rule); got != tc.want {
@@ -152,12 +154,12 @@ func TestSelectEpoch(t *testing.T) {
 
 func TestBestRun(t *testing.T) {
 	run := func(name string, acc, loss float64) *Run {
-		return &Run{Name: name, Config: testConfig("vgg8", graphs.SelectValAcc, 1), Selected: 0,
-			Metrics: []graphs.EpochResult{{Epoch: 1, ValAcc: acc, ValLoss: loss}}}
+		return &Run{Name: name, Config: testConfig("vgg8", runs.SelectValAcc, 1), Selected: 0,
+			Metrics: []runs.EpochResult{{Epoch: 1, ValAcc: acc, ValLoss: loss}}}
 	}
 	noConfig := run("noconfig", 0.99, 0.1)
 	noConfig.Config = nil
-	empty := &Run{Name: "empty", Selected: -1, Config: testConfig("vgg8", graphs.SelectValAcc, 1)}
+	empty := &Run{Name: "empty", Selected: -1, Config: testConfig("vgg8", runs.SelectValAcc, 1)}
 	tests := []struct {
 		name string
 		runs []*Run
@@ -250,20 +252,5 @@ func TestCellFormats(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
-	}
-}
-
-// The models registry gives the real #params (vgg8 with 3 classes: the
-// figure `kfash-tf models` prints).
-func TestRegistryParams(t *testing.T) {
-	info, err := registryNetworks()(*testConfig("vgg8", graphs.SelectValAcc, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Params != 299667 || info.HasDropout {
-		t.Errorf("vgg8: %+v, want 299667 params, no dropout", info)
-	}
-	if _, err := registryNetworks()(graphs.RunConfig{Network: "nosuchnet", Classes: testClasses}); err == nil {
-		t.Error("unknown network: no error")
 	}
 }

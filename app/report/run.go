@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
-	"github.com/kfash-tf/kfash-tf/models"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // StateCorrupt is the status of a run folder whose config.json is missing or
@@ -23,15 +22,16 @@ type NetInfo struct {
 }
 
 // NetworkInfo describes the network a run config builds.
-type NetworkInfo func(cfg graphs.RunConfig) (NetInfo, error)
+type NetworkInfo func(cfg runs.Config) (NetInfo, error)
 
 // Options shape a report.
 type Options struct {
 	// Split names the evaluation-SPLIT.json files (written by `kfash-tf
 	// evaluate`) shown with each run; "" means "validation".
 	Split string
-	// Network describes a run's network; nil builds it from the models
-	// registry (models.Summarize, a graph built without a session).
+	// Network describes a run's network (the CLI builds it from the models
+	// registry, which needs TensorFlow); nil leaves #params unknown and
+	// shows every run's dropout.
 	Network NetworkInfo
 	// Generated is the report's time stamp; zero means now.
 	Generated time.Time
@@ -49,14 +49,14 @@ type Report struct {
 type Run struct {
 	Name       string
 	Dir        string
-	Slug       string               // the run's folder name under the report's runs/
-	Config     *graphs.RunConfig    // nil when config.json is missing or unreadable
-	Status     graphs.RunStatus     // status.json (state "unknown" when missing)
-	NoStatus   bool                 // status.json does not exist
-	State      string               // Status.State, or StateCorrupt
-	Metrics    []graphs.EpochResult // readable rows of metrics.jsonl, by epoch
+	Slug       string             // the run's folder name under the report's runs/
+	Config     *runs.Config       // nil when config.json is missing or unreadable
+	Status     runs.Status        // status.json (state "unknown" when missing)
+	NoStatus   bool               // status.json does not exist
+	State      string             // Status.State, or StateCorrupt
+	Metrics    []runs.EpochResult // readable rows of metrics.jsonl, by epoch
 	EpochsDone int
-	Rule       string // the selection rule applied: graphs.SelectValAcc or SelectValLoss
+	Rule       string // the selection rule applied: runs.SelectValAcc or SelectValLoss
 	Selected   int    // index into Metrics of the selected epoch, -1 for none
 	Net        *NetInfo
 	Confusion  [][]int64 // the selected epoch's validation confusion matrix, when recorded
@@ -66,7 +66,7 @@ type Run struct {
 }
 
 // SelectedRow returns the metrics of the selected epoch, or nil.
-func (r *Run) SelectedRow() *graphs.EpochResult {
+func (r *Run) SelectedRow() *runs.EpochResult {
 	if r.Selected < 0 || r.Selected >= len(r.Metrics) {
 		return nil
 	}
@@ -90,9 +90,6 @@ func Build(found []Found, opts Options) *Report {
 	if opts.Generated.IsZero() {
 		opts.Generated = time.Now()
 	}
-	if opts.Network == nil {
-		opts.Network = registryNetworks()
-	}
 	rep := &Report{Generated: opts.Generated, Split: opts.Split}
 	slugs := map[string]bool{}
 	for _, f := range found {
@@ -109,8 +106,8 @@ func Build(found []Found, opts Options) *Report {
 
 // Load reads one run folder.
 func Load(dir, name string, opts Options) *Run {
-	r := &Run{Name: name, Dir: dir, Selected: -1, Rule: graphs.SelectValAcc}
-	run, cfg, err := graphs.OpenRun(dir)
+	r := &Run{Name: name, Dir: dir, Selected: -1, Rule: runs.SelectValAcc}
+	run, cfg, err := runs.Open(dir)
 	if err == nil {
 		r.Config = &cfg
 	} else {
@@ -126,7 +123,7 @@ func Load(dir, name string, opts Options) *Run {
 	}
 	r.State = st.State
 	if r.State == "" {
-		r.State = graphs.StateUnknown
+		r.State = runs.StateUnknown
 	}
 	if r.Config == nil {
 		r.State = StateCorrupt
@@ -168,16 +165,16 @@ func (r *Run) problem(format string, args ...any) {
 func (r *Run) applyRule() {
 	if r.Config != nil {
 		switch r.Config.Select {
-		case graphs.SelectValAcc, graphs.SelectValLoss:
+		case runs.SelectValAcc, runs.SelectValLoss:
 			r.Rule = r.Config.Select
 		case "":
 		default:
-			r.problem("config.json: unknown selection rule %q, %s used", r.Config.Select, graphs.SelectValAcc)
+			r.problem("config.json: unknown selection rule %q, %s used", r.Config.Select, runs.SelectValAcc)
 		}
 	}
 	r.Selected = SelectEpoch(r.Metrics, r.Rule)
 	if r.Selected < 0 && len(r.Metrics) > 0 {
-		r.problem("no epoch has a valid %s (NaN values are written as -1)", r.Rule)
+		r.problem("no epoch has a valid %s (all NaN, written as -1 by older runs)", r.Rule)
 	}
 }
 
@@ -225,10 +222,11 @@ func (r *Run) pickConfusion() {
 }
 
 // validMetric returns the row's value for the selection rule and whether it
-// is a real value (NaN and infinities are written as -1).
-func validMetric(e graphs.EpochResult, rule string) (float64, bool) {
+// is a real value: not NaN or infinite, nor the -1 older runs wrote for
+// them (see package runs).
+func validMetric(e runs.EpochResult, rule string) (float64, bool) {
 	v := e.ValAcc
-	if rule == graphs.SelectValLoss {
+	if rule == runs.SelectValLoss {
 		v = e.ValLoss
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
@@ -238,10 +236,10 @@ func validMetric(e graphs.EpochResult, rule string) (float64, bool) {
 }
 
 // SelectEpoch returns the index in rows (sorted by epoch) of the epoch the
-// rule selects: graphs.SelectValLoss the lowest validation loss, anything
+// rule selects: runs.SelectValLoss the lowest validation loss, anything
 // else the highest validation accuracy; on a tie the first such epoch, as
 // the training loop does. -1 when no row has a valid value.
-func SelectEpoch(rows []graphs.EpochResult, rule string) int {
+func SelectEpoch(rows []runs.EpochResult, rule string) int {
 	best, bestV := -1, 0.0
 	for i, e := range rows {
 		v, ok := validMetric(e, rule)
@@ -249,7 +247,7 @@ func SelectEpoch(rows []graphs.EpochResult, rule string) int {
 			continue
 		}
 		improves := v > bestV
-		if rule == graphs.SelectValLoss {
+		if rule == runs.SelectValLoss {
 			improves = v < bestV
 		}
 		if best < 0 || improves {
@@ -262,14 +260,14 @@ func SelectEpoch(rows []graphs.EpochResult, rule string) int {
 // bestRun returns the run with the highest validation accuracy at its
 // selected epoch, ties going to the lower validation loss, then to the
 // earlier run. Runs without a config cannot be used and are not candidates.
-func bestRun(runs []*Run) *Run {
+func bestRun(all []*Run) *Run {
 	var best *Run
-	for _, r := range runs {
+	for _, r := range all {
 		sel := r.SelectedRow()
 		if sel == nil || r.Config == nil {
 			continue
 		}
-		if _, ok := validMetric(*sel, graphs.SelectValAcc); !ok {
+		if _, ok := validMetric(*sel, runs.SelectValAcc); !ok {
 			continue
 		}
 		if best == nil || beats(*sel, *best.SelectedRow()) {
@@ -280,46 +278,18 @@ func bestRun(runs []*Run) *Run {
 }
 
 // beats reports whether a is a better selected epoch than b across runs.
-func beats(a, b graphs.EpochResult) bool {
+func beats(a, b runs.EpochResult) bool {
 	if a.ValAcc != b.ValAcc {
 		return a.ValAcc > b.ValAcc
 	}
 	return lossOrInf(a) < lossOrInf(b)
 }
 
-func lossOrInf(e graphs.EpochResult) float64 {
-	if v, ok := validMetric(e, graphs.SelectValLoss); ok {
+func lossOrInf(e runs.EpochResult) float64 {
+	if v, ok := validMetric(e, runs.SelectValLoss); ok {
 		return v
 	}
 	return math.Inf(1)
-}
-
-// registryNetworks describes networks from the models registry, building
-// each (network, classes, dropout) once: a sweep has many runs of the same
-// network.
-func registryNetworks() NetworkInfo {
-	cache := map[string]NetInfo{}
-	return func(cfg graphs.RunConfig) (NetInfo, error) {
-		spec, err := models.Get(cfg.Network)
-		if err != nil {
-			return NetInfo{}, err
-		}
-		mc := models.Config{NumClasses: len(cfg.Classes), Dropout: cfg.Dropout}
-		if mc.NumClasses == 0 {
-			return NetInfo{}, fmt.Errorf("config.json lists no classes")
-		}
-		key := fmt.Sprintf("%s/%d/%g", spec.Name, mc.NumClasses, mc.Dropout)
-		if info, ok := cache[key]; ok {
-			return info, nil
-		}
-		sum, err := models.Summarize(spec, mc)
-		if err != nil {
-			return NetInfo{}, err
-		}
-		info := NetInfo{Params: sum.TrainableParams, HasDropout: spec.HasDrop}
-		cache[key] = info
-		return info, nil
-	}
 }
 
 // slugify turns a run name into a folder name: letters, digits, '.', '_'

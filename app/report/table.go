@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // Row is a run's line of the model-selection table, as written to JSON.
 // Accuracies and F1 are fractions; a null number means "not known" (no
-// epoch yet, an unreadable config, a NaN written as -1).
+// epoch yet, an unreadable config, a NaN).
 type Row struct {
 	Name            string           `json:"name"`
 	Dir             string           `json:"dir"`
@@ -88,7 +88,8 @@ func roundFloat32(v float32) float64 {
 	return f
 }
 
-// validPtr returns &v, or nil for the -1 written in place of NaN.
+// validPtr returns &v, or nil for NaN, an infinity or the -1 older runs
+// wrote in their place.
 func validPtr(v float64) *float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return nil
@@ -106,11 +107,11 @@ func (row Row) optimizerCell() string {
 		return dash
 	}
 	switch row.Hyperparameters.Optimizer {
-	case graphs.OptimizerAdam:
+	case runs.OptimizerAdam:
 		return "Adam"
-	case graphs.OptimizerAdamW:
+	case runs.OptimizerAdamW:
 		return "AdamW"
-	case graphs.OptimizerSGD:
+	case runs.OptimizerSGD:
 		return "SGD"
 	case "":
 		return dash
@@ -164,7 +165,7 @@ func (row Row) epochCell() string {
 
 func (row Row) statusCell() string {
 	switch row.Status {
-	case graphs.StateFinished, StateCorrupt:
+	case runs.StateFinished, StateCorrupt:
 		return row.Status
 	}
 	if row.Epochs > 0 {

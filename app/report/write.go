@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
 )
 
@@ -261,7 +261,7 @@ func (v *view) statusCounts() string {
 }
 
 func stateOrder(s string) int {
-	for i, o := range []string{graphs.StateFinished, graphs.StateRunning, graphs.StateInterrupted, graphs.StateCrashed, graphs.StateFailed, graphs.StateUnknown, StateCorrupt} {
+	for i, o := range []string{runs.StateFinished, runs.StateRunning, runs.StateInterrupted, runs.StateCrashed, runs.StateFailed, runs.StateUnknown, StateCorrupt} {
 		if s == o {
 			return i
 		}
@@ -300,7 +300,7 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // ruleText explains a selection rule.
 func ruleText(rule string) string {
-	if rule == graphs.SelectValLoss {
+	if rule == runs.SelectValLoss {
 		return "lowest validation loss"
 	}
 	return "highest validation accuracy"
@@ -319,7 +319,7 @@ func (rv *runView) settings() [][2]string {
 		return nil
 	}
 	opt := rv.row.optimizerCell()
-	if c.Optimizer.Name == graphs.OptimizerSGD && c.Optimizer.Momentum > 0 {
+	if c.Optimizer.Name == runs.OptimizerSGD && c.Optimizer.Momentum > 0 {
 		opt += fmt.Sprintf(" (momentum %g)", c.Optimizer.Momentum)
 	}
 	if c.Optimizer.NoDecayBNBias {

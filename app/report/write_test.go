@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -242,6 +243,10 @@ func TestWriteEdgeCases(t *testing.T) {
 		epochs: []epoch{{0.5, 0.5, 0.9, true, conf(5)}}}.write(t, root)
 	fixture{name: "nan", cfg: testConfig("vgg8", "val_acc", 2), status: finished(2),
 		epochs: []epoch{{-1, -1, -1, false, nil}, {-1, -1, -1, false, nil}}}.write(t, root)
+	// Written as today's kfash-tf writes NaN: "NaN" strings in metrics.jsonl.
+	nan := math.NaN()
+	fixture{name: "nan-strings", cfg: testConfig("vgg8", "val_acc", 2), status: finished(2),
+		epochs: []epoch{{nan, nan, nan, false, nil}, {nan, nan, math.Inf(1), false, nil}}}.write(t, root)
 	found, err := Find([]string{root})
 	if err != nil {
 		t.Fatal(err)
@@ -255,8 +260,8 @@ func TestWriteEdgeCases(t *testing.T) {
 		checkSVG(t, filepath.Join(out, name+".svg"))
 	}
 	page := readString(t, filepath.Join(out, "index.html"))
-	if !strings.Contains(page, "no epoch has a valid val_acc") {
-		t.Error("the all-NaN run's problem is not shown")
+	if strings.Count(page, "no epoch has a valid val_acc") != 2 {
+		t.Error("the problem of each all-NaN run (old -1, new \"NaN\") is not shown")
 	}
 	// A report of runs none of which has an epoch yet.
 	empty := t.TempDir()

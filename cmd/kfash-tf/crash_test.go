@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 )
 
@@ -61,7 +61,7 @@ func runKilledAt(t *testing.T, spec string, args ...string) bool {
 // and no checkpoint folder that no pointer names.
 func checkConsistentRun(t *testing.T, dir string, epochs int) {
 	t.Helper()
-	run := graphs.Run{Dir: dir}
+	run := runs.Run{Dir: dir}
 	rows, err := run.ReadMetrics()
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func checkConsistentRun(t *testing.T, dir string, epochs int) {
 	if csv, err := os.ReadFile(filepath.Join(dir, "metrics.csv")); err != nil || strings.Count(string(csv), "\n") != epochs+1 {
 		t.Errorf("metrics.csv: %d lines, %v; want a header and %d rows", strings.Count(string(csv), "\n"), err, epochs)
 	}
-	if st, err := run.ReadStatus(); err != nil || st.State != graphs.StateFinished || st.EpochsDone != epochs || st.BestEpoch != bestEpoch {
+	if st, err := run.ReadStatus(); err != nil || st.State != runs.StateFinished || st.EpochsDone != epochs || st.BestEpoch != bestEpoch {
 		t.Errorf("status %+v, %v; want finished after %d epochs, best %d", st, err, epochs, bestEpoch)
 	}
 	d := run.Checkpoints()
@@ -133,7 +133,7 @@ func TestCrashPointsResume(t *testing.T) {
 					return
 				}
 				killed++
-				if st, err := (graphs.Run{Dir: dir}).ReadStatus(); err != nil || st.State == graphs.StateRunning {
+				if st, err := (runs.Run{Dir: dir}).ReadStatus(); err != nil || st.State == runs.StateRunning {
 					t.Errorf("status after the kill: %+v, %v; want not running", st, err)
 				}
 				mustRun(t, "train", "--resume", dir)
@@ -156,7 +156,7 @@ func TestResumeBeforeFirstCheckpoint(t *testing.T) {
 	if !runKilledAt(t, "ckpt-variables:1", crashTrainArgs(data, dir, 2)...) {
 		t.Fatal("train was not killed at ckpt-variables:1")
 	}
-	if out := mustRun(t, "report", dir, "--format", "json"); !strings.Contains(out, graphs.StateCrashed) {
+	if out := mustRun(t, "report", dir, "--format", "json"); !strings.Contains(out, runs.StateCrashed) {
 		t.Errorf("report of a killed run does not say crashed:\n%s", out)
 	}
 	out := mustRun(t, "train", "--resume", dir)

@@ -1,79 +1,45 @@
 package main
 
 import (
-	"archive/zip"
 	"encoding/csv"
 	"encoding/json"
-	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 )
 
-// kfashionLabel is a K-Fashion label as AI Hub ships it (style "" writes
-// [{}], no style).
-func kfashionLabel(id int, style string) []byte {
-	st := "{}"
-	if style != "" {
-		st = fmt.Sprintf(`{"스타일": %q}`, style)
-	}
-	return []byte(fmt.Sprintf(`{"이미지 정보": {"이미지 식별자": %d, "이미지 파일명": "%d.jpg", "이미지 너비": 32, "이미지 높이": 32},
- "데이터셋 정보": {"파일 생성일자": "2020-12-01 00:00:00", "데이터셋 상세설명": {
-  "렉트좌표": {"아우터": [{}], "하의": [{"X좌표": 4.5, "Y좌표": 16, "가로": 20, "세로": 14}], "원피스": [{}], "상의": [{"X좌표": 4, "Y좌표": 2, "가로": 22, "세로": 14}]},
-  "라벨링": {"스타일": [%s], "상의": [{"색상": "블랙"}]}}}}`, id, id, st))
-}
-
-// kfashionDownload writes an AI-Hub-shaped K-Fashion tree: four photos each
-// of 리조트 (folders), 레트로 and 스포티 (photos in a zip archive), plus a
-// label without style and a photo without label.
+// kfashionDownload copies testdata/kfashion/download, an AI-Hub-shaped
+// K-Fashion download (see testdata/README.md), into a new folder: four
+// photos each of 리조트 (plain files), 레트로 and 스포티 (in a zip archive
+// with CP949 names), plus a label without style and a photo without label.
+// The copy lets the import hard-link its photos without touching the
+// fixture.
 func kfashionDownload(t *testing.T) string {
 	t.Helper()
+	from := filepath.Join("..", "..", "testdata", "kfashion", "download")
 	root := filepath.Join(t.TempDir(), "K-Fashion")
-	write := func(rel string, data []byte) {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
+		rel, err := filepath.Rel(from, p)
+		if err != nil {
+			return err
 		}
-	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "원천데이터.zip"))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(rel)), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, rel), data, 0o644)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	zw := zip.NewWriter(f)
-	for c, style := range []string{"리조트", "레트로", "스포티"} {
-		for i := 0; i < 4; i++ {
-			id := 1000*(c+1) + i
-			write(fmt.Sprintf("라벨링데이터/%s/%d.json", style, id), kfashionLabel(id, style))
-			photo := augmenttest.JPEG(c, 32, int64(id))
-			if c == 0 {
-				write(fmt.Sprintf("원천데이터/%s/%d.jpg", style, id), photo)
-				continue
-			}
-			w, err := zw.Create(fmt.Sprintf("원천데이터/%s/%d.jpg", style, id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.Write(photo)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(root, "원천데이터.zip")); err != nil {
-		t.Fatal(err)
-	}
-	write("라벨링데이터/리조트/1900.json", kfashionLabel(1900, ""))
-	write("원천데이터/리조트/1900.jpg", augmenttest.JPEG(0, 32, 1900))
-	write("원천데이터/리조트/1901.jpg", augmenttest.JPEG(0, 32, 1901))
 	return root
 }
 
@@ -123,6 +89,13 @@ func TestDataImportKfashion(t *testing.T) {
 	mf.Close()
 	if err != nil || len(rows) != 10 || rows[0][0] != "id" {
 		t.Errorf("manifest: %d rows, %v", len(rows), err)
+	}
+	// The zip archive's CP949 member names come back as Korean.
+	zipped := map[string]string{"Retro": "레트로", "Sporty": "스포티"}
+	for _, r := range rows[1:] {
+		if k, ok := zipped[r[1]]; ok && !strings.Contains(r[5], "원천데이터.zip!원천데이터/"+k+"/") {
+			t.Errorf("manifest row %v: image source is not the zip member by its Korean name", r)
+		}
 	}
 	if stdout, stderr, code := run(t, "data", "stats", out); code != 0 || !strings.Contains(stdout, "Sporty") {
 		t.Errorf("data stats of the import: exit %d\n%s%s", code, stdout, stderr)

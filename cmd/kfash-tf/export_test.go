@@ -20,6 +20,7 @@ import (
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
@@ -216,7 +217,7 @@ func TestExportInterop(t *testing.T) {
 
 	// The Go side: the run's best checkpoint in an InferenceGraph, fed
 	// the validation images through the Go pipeline.
-	r, cfg, err := graphs.OpenRun(runDir)
+	r, cfg, err := runs.Open(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestExportInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pred, err := graphs.NewPredictor(ig, prefix, graphs.SessionConfig{})
+	pred, err := graphs.NewPredictor(ig, prefix, runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

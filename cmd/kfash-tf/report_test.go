@@ -7,23 +7,23 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // writeReportRun writes a run folder as train would, without training:
 // config, one metrics row per validation accuracy, and a status.
-func writeReportRun(t *testing.T, dir string, valAccs []float64, st graphs.RunStatus) {
+func writeReportRun(t *testing.T, dir string, valAccs []float64, st runs.Status) {
 	t.Helper()
-	cfg := graphs.RunConfig{Network: "vgg8", InputSize: 150, Classes: []string{"a", "b", "c"}, Normalize: "none",
-		Std: [3]float32{1, 1, 1}, Epochs: st.Epochs, BatchSize: 32, Select: graphs.SelectValAcc,
-		Optimizer: graphs.OptimizerConfig{Name: graphs.OptimizerAdamW}, Schedule: graphs.Schedule{Kind: "constant", Base: 3e-4}}
-	run, err := graphs.CreateRun(dir, cfg)
+	cfg := runs.Config{Network: "vgg8", InputSize: 150, Classes: []string{"a", "b", "c"}, Normalize: "none",
+		Std: [3]float32{1, 1, 1}, Epochs: st.Epochs, BatchSize: 32, Select: runs.SelectValAcc,
+		Optimizer: runs.OptimizerConfig{Name: runs.OptimizerAdamW}, Schedule: runs.Schedule{Kind: "constant", Base: 3e-4}}
+	run, err := runs.Create(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	best := -1.0
 	for i, acc := range valAccs {
-		e := graphs.EpochResult{Epoch: i + 1, TrainAcc: acc + 0.1, ValAcc: acc, ValLoss: 1 - acc, ValMacroF1: acc,
+		e := runs.EpochResult{Epoch: i + 1, TrainAcc: acc + 0.1, ValAcc: acc, ValLoss: 1 - acc, ValMacroF1: acc,
 			Best: acc > best, ValConfusion: [][]int64{{4, 1, 0}, {0, 5, 0}, {1, 1, 3}}}
 		best = max(best, acc)
 		if err := run.AppendMetrics(e); err != nil {
@@ -38,8 +38,8 @@ func writeReportRun(t *testing.T, dir string, valAccs []float64, st graphs.RunSt
 func TestReportCommand(t *testing.T) {
 	binary(t)
 	sweep := filepath.Join(t.TempDir(), "sweep")
-	writeReportRun(t, filepath.Join(sweep, "good"), []float64{0.5, 0.8, 0.7}, graphs.RunStatus{State: graphs.StateFinished, EpochsDone: 3, Epochs: 3})
-	writeReportRun(t, filepath.Join(sweep, "broken"), []float64{0.6}, graphs.RunStatus{State: graphs.StateFailed, EpochsDone: 1, Epochs: 3, Error: "out of memory"})
+	writeReportRun(t, filepath.Join(sweep, "good"), []float64{0.5, 0.8, 0.7}, runs.Status{State: runs.StateFinished, EpochsDone: 3, Epochs: 3})
+	writeReportRun(t, filepath.Join(sweep, "broken"), []float64{0.6}, runs.Status{State: runs.StateFailed, EpochsDone: 1, Epochs: 3, Error: "out of memory"})
 	out := filepath.Join(t.TempDir(), "report")
 
 	stdout, stderr, code := run(t, "report", sweep, "--out", out)
@@ -87,7 +87,7 @@ func TestReportCommand(t *testing.T) {
 	if !good.Best || good.SelectedEpoch != 2 || good.ValAcc == nil || *good.ValAcc != 0.8 || good.Params == nil || *good.Params != 299667 {
 		t.Errorf("good run %+v", good)
 	}
-	if broken.Best || broken.Status != graphs.StateFailed || broken.Error != "out of memory" {
+	if broken.Best || broken.Status != runs.StateFailed || broken.Error != "out of memory" {
 		t.Errorf("failed run %+v", broken)
 	}
 }
@@ -95,7 +95,7 @@ func TestReportCommand(t *testing.T) {
 func TestReportCommandErrors(t *testing.T) {
 	binary(t)
 	sweep := filepath.Join(t.TempDir(), "sweep")
-	writeReportRun(t, filepath.Join(sweep, "r"), []float64{0.5}, graphs.RunStatus{State: graphs.StateFinished, EpochsDone: 1, Epochs: 1})
+	writeReportRun(t, filepath.Join(sweep, "r"), []float64{0.5}, runs.Status{State: runs.StateFinished, EpochsDone: 1, Epochs: 1})
 	tests := []struct {
 		name string
 		args []string

@@ -3,18 +3,19 @@ package graphstest
 
 import (
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // UntrainedRun writes a run folder at dir for cfg whose "last" checkpoint
 // (state st) holds freshly initialised weights: a servable, exportable run
 // in a fraction of a second. It returns the inference graph it used and the
 // checkpoint's variables prefix.
-func UntrainedRun(dir string, cfg graphs.RunConfig, st graphs.CheckpointState) (*graphs.InferenceGraph, string, error) {
+func UntrainedRun(dir string, cfg runs.Config, st runs.CheckpointState) (*graphs.InferenceGraph, string, error) {
 	ig, err := graphs.BuildInferenceGraph(cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	sess, err := graphs.NewSession(ig.Graph, graphs.SessionConfig{})
+	sess, err := graphs.NewSession(ig.Graph, runs.SessionConfig{})
 	if err != nil {
 		return nil, "", err
 	}
@@ -22,11 +23,11 @@ func UntrainedRun(dir string, cfg graphs.RunConfig, st graphs.CheckpointState) (
 	if _, err := sess.Run(nil, nil, ig.Store.InitOps()); err != nil {
 		return nil, "", err
 	}
-	run, err := graphs.CreateRun(dir, cfg)
+	run, err := runs.Create(dir, cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := run.Checkpoints().Write(sess, ig.Saver, []string{"last"}, st); err != nil {
+	if err := run.Checkpoints().WriteWith(ig.Saver.SaveFunc(sess), []string{"last"}, st); err != nil {
 		return nil, "", err
 	}
 	prefix, _, err := run.Checkpoints().Resolve("last")
