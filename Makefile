@@ -67,7 +67,7 @@ test: setup build
 # Each parser of untrusted bytes, fuzzed for FUZZTIME (go test -fuzz takes
 # one target per run). Crashers are written under the package's testdata/fuzz.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := app:FuzzPredictRequest augment:FuzzImageLimits augment:FuzzDecodeBytes
+FUZZ_TARGETS := app/serve:FuzzPredictRequest augment:FuzzImageLimits augment:FuzzDecodeBytes
 fuzz: setup
 	@if [ "$(FUZZTIME)" != 0 ]; then for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$name ($(FUZZTIME)) in ./$$pkg"; \

@@ -55,6 +55,7 @@ func New(version string) *cli.App {
 func Main(version string, args []string) int {
 	a := New(version)
 	if err := a.Run(flagsFirst(a, args)); err != nil {
+		err = inFlagTerms(err) // e.g. export's --device gpu without a GPU
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintf(os.Stderr, "kfash-tf: %s\n", msg)
 		}

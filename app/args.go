@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/kfash-tf/kfash-tf/app/settings"
 )
 
 // flagsFirst reorders args so that a command's flags come before its
@@ -83,3 +85,7 @@ func takesValue(flags []cli.Flag, name string) bool {
 	}
 	return false // unknown flag: leave the next token alone; cli reports it
 }
+
+// splitList splits a comma-separated flag value into its items (see
+// settings.SplitList).
+func splitList(s string) []string { return settings.SplitList(s) }

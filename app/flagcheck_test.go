@@ -1,7 +1,6 @@
 package app
 
 import (
-	"math"
 	"strings"
 	"testing"
 
@@ -90,17 +89,5 @@ func TestFlagRangeMessages(t *testing.T) {
 		if _, err := runApp(t, c.args...); err == nil || err.Error() != c.want {
 			t.Errorf("kfash-tf %s: error %v, want %q", strings.Join(c.args, " "), err, c.want)
 		}
-	}
-}
-
-func TestFlagNumRange(t *testing.T) {
-	r := fraction()
-	for v, want := range map[float64]bool{0: true, 0.5: true, 1: false, -0.1: false, math.NaN(): false, math.Inf(1): false} {
-		if got := r.contains(v); got != want {
-			t.Errorf("[0, 1) contains %v = %v, want %v", v, got, want)
-		}
-	}
-	if p := positive(); p.contains(0) || !p.contains(1e-9) {
-		t.Errorf("(0, ∞): contains(0) = %v, contains(1e-9) = %v", p.contains(0), p.contains(1e-9))
 	}
 }

@@ -57,7 +57,7 @@ func predictCommand() *cli.Command {
 			if err := checkFormat(format, "table", "json", "csv"); err != nil {
 				return err
 			}
-			model, err := graphs.OpenModel(c.Args().First(), c.String("checkpoint"), runs.SessionConfig{})
+			model, err := graphs.OpenServable(c.Args().First(), c.String("checkpoint"), runs.SessionConfig{})
 			if err != nil {
 				return err
 			}
@@ -112,7 +112,7 @@ func isImageName(name string) bool {
 
 // predictFiles classifies files in batches; a file that cannot be read or
 // decoded is reported and skipped.
-func predictFiles(m *graphs.Model, files []string, batch, top int, log io.Writer) (preds []prediction, failed int) {
+func predictFiles(m *graphs.Servable, files []string, batch, top int, log io.Writer) (preds []prediction, failed int) {
 	classes := m.Classes()
 	var names []string
 	var data [][]byte

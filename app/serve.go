@@ -2,459 +2,195 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log"
+	"math"
 	"net"
-	"net/http"
-	"runtime"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/kfash-tf/kfash-tf/app/serve"
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
-// Signature names and keys of the serving contract (see graphs.OpenModel).
-const (
-	serveSigDefault    = "serving_default"
-	serveSigBytes      = "serving_bytes"
-	serveKeyImages     = "images"
-	serveKeyImageBytes = "image_bytes"
-	maxTensorRank      = 8 // deeper JSON arrays are refused before recursing further
-	classifyField      = "image"
-)
+// The serve command: its flags, their validation into a serve.Config, and
+// the process around a serve.Server (opening the model, listening,
+// signals). The server itself is package app/serve.
 
-// Defaults of the per-request limits (see serveCommand's --help for why).
-const (
-	// DefaultMaxInstances is the most images in one request: 8 batches of
-	// 32, a few seconds of CPU for a 150×150 network, well within
-	// DefaultRequestTimeout. TensorFlow Serving sets no such limit; a
-	// 2,000-image request used to take 2.5 GB and 50 s.
-	DefaultMaxInstances = 256
-	// DefaultMaxRequestPixels bounds the sum of the pixels the headers of a
-	// request's encoded images declare: 100 megapixels, about eight 12-MP
-	// photos. TensorFlow's in-graph decoder holds up to 3 bytes a pixel of
-	// a batch's images at once, so a request costs at most ~300 MB there.
-	DefaultMaxRequestPixels = 100_000_000
-	// DefaultRequestTimeout bounds a request from its arrival to its
-	// answer; it is shorter than the default --write-timeout (60 s) so that
-	// the client reads a 504 instead of a cut connection.
-	DefaultRequestTimeout = 30 * time.Second
-	// DefaultShutdownTimeout is the grace period of a shutdown.
-	DefaultShutdownTimeout = 30 * time.Second
-)
-
-// ServeConfig configures a Server. Zero limits take the Default values.
-type ServeConfig struct {
-	Name             string        // the model name in URLs (/v1/models/NAME)
-	MaxBatch         int           // images per model run
-	BatchWait        time.Duration // how long the first request of a batch waits for company
-	MaxBody          int64         // bytes per request body
-	MaxPixels        int64         // pixels per encoded image (GIF: all frames), checked on its headers
-	MaxInstances     int           // images per request
-	MaxRequestPixels int64         // sum of the header-declared pixels of a request's encoded images
-	MaxGIFFrames     int           // frames per GIF (0: augment.DefaultMaxGIFFrames)
-	ReadTimeout      time.Duration // reading a whole request
-	WriteTimeout     time.Duration // from the end of the headers to the end of the response
-	RequestTimeout   time.Duration // from the arrival of a request to its answer
-	ShutdownTimeout  time.Duration // how long a shutdown waits for requests in flight
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "serve a run or an exported SavedModel over HTTP, compatible with TensorFlow Serving's REST API",
+		ArgsUsage: "MODEL",
+		Description: "MODEL is a run folder (runs/NAME, its best checkpoint) or a SavedModel (EXPORT/<N>, or EXPORT\n" +
+			"for its highest version). Endpoints:\n" +
+			"  POST /v1/models/NAME[/versions/N]:predict   {\"instances\": [...]} or {\"inputs\": ...}; images as\n" +
+			"       [S][S][3] RGB 0–255 numbers or {\"b64\": \"<JPEG/PNG bytes>\"}\n" +
+			"  GET  /v1/models/NAME[/versions/N][/metadata] status and signatures\n" +
+			"  POST /v1/classify   multipart upload (field \"image\"), for people; GET / is a form for it\n" +
+			"  GET  /healthz\n" +
+			"Concurrent requests are batched: up to --max-batch images, waiting at most --batch-wait. Each\n" +
+			"model run takes an image from each waiting request in turn, so a small request rides in the next\n" +
+			"run even while large ones are in flight.\n" +
+			"Every request is bounded before anything is decoded: --max-body bytes, --max-instances images,\n" +
+			"--max-pixels per image (GIF: all its frames, at most --max-gif-frames), --max-request-pixels in\n" +
+			"all (413 beyond), and --request-timeout from arrival to answer (504 beyond). A client that goes\n" +
+			"away cancels its request. At most --max-inflight requests are processed at once (503 with\n" +
+			"Retry-After beyond), which bounds the server's memory:\n" +
+			"  RSS ≈ model + max-inflight × (max-body + 2 decoded batches of max-batch × S×S×3 float32s)\n" +
+			"(a JSON body of numbers counts two to three times its size while parsed); with the defaults and\n" +
+			"150×150 images, about 64 × (32 MB + 17 MB) ≈ 3 GB at worst.\n" +
+			"SIGINT/SIGTERM stop accepting and finish the requests in flight within --shutdown-timeout (those\n" +
+			"still running near its end get a 503), then exit 0.\n\n" +
+			"Example:\n  kfash-tf serve runs/cs3 --port 8501\n" +
+			"  curl -d '{\"instances\": [{\"b64\": \"'$(base64 -w0 photo.jpg)'\"}]}' localhost:8501/v1/models/kfash:predict",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "port", Value: 8501, Usage: "TCP port (0: any free port)"},
+			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on (0.0.0.0: every interface)"},
+			&cli.StringFlag{Name: serve.FlagName, Value: "kfash", Usage: "model name in the URLs"},
+			&cli.StringFlag{Name: "checkpoint", Value: "best", Usage: "checkpoint of a run folder: best (falls back to last) or last"},
+			&cli.IntFlag{Name: serve.FlagMaxBatch, Value: 32, Usage: "images per model run; also the chunk a large request is split into"},
+			&cli.DurationFlag{Name: serve.FlagBatchWait, Value: 5 * time.Millisecond, Usage: "how long a request waits for others to share its batch (0: only those already queued)"},
+			&cli.StringFlag{Name: serve.FlagMaxBody, Value: "32MB", Usage: "largest request body (B, KB, MB, GB: powers of 1024)"},
+			&cli.Float64Flag{Name: serve.FlagMaxPixels, Value: float64(augment.DefaultMaxPixels), Usage: "largest encoded image, width × height (a GIF: the sum over its frames), checked on its headers before decoding: stops decompression bombs"},
+			&cli.IntFlag{Name: serve.FlagMaxInstances, Value: serve.DefaultMaxInstances, Usage: "most images in one request (413 beyond). 256 is 8 batches of 32, seconds of CPU, within --request-timeout; clients send more as several requests"},
+			&cli.Float64Flag{Name: serve.FlagMaxRequestPixels, Value: serve.DefaultMaxRequestPixels, Usage: "most pixels the headers of a request's encoded images may declare in all (413 beyond, nothing decoded): 1e8 is about eight 12-megapixel photos, ~300 MB of decoded bytes at most"},
+			&cli.IntFlag{Name: serve.FlagMaxGIFFrames, Value: augment.DefaultMaxGIFFrames, Usage: "most frames in a GIF (413 beyond): only the first is used, but TensorFlow's decoder decompresses every frame"},
+			&cli.IntFlag{Name: serve.FlagMaxInFlight, Value: serve.DefaultMaxInFlight, Usage: "most :predict and /v1/classify requests processed at once (503 with Retry-After beyond): the bound of the server's memory, see above"},
+			&cli.DurationFlag{Name: serve.FlagReadTimeout, Value: 30 * time.Second, Usage: "time to read a whole request"},
+			&cli.DurationFlag{Name: serve.FlagWriteTimeout, Value: 60 * time.Second, Usage: "time to answer a request once read (0: none); must exceed --request-timeout"},
+			&cli.DurationFlag{Name: serve.FlagRequestTimeout, Value: serve.DefaultRequestTimeout, Usage: "time from a request's arrival to its answer: past it, its remaining batches are dropped and it gets a 504 (shorter than --write-timeout, so the answer still reaches the client)"},
+			&cli.DurationFlag{Name: serve.FlagShutdownTimeout, Value: serve.DefaultShutdownTimeout, Usage: "grace period of SIGTERM/SIGINT: requests in flight finish within it; those still running near its end get a 503"},
+			&cli.IntFlag{Name: "intra-op-threads", Value: 0, Usage: "threads inside one TensorFlow op (0: the core count)"},
+			&cli.IntFlag{Name: "inter-op-threads", Value: 0, Usage: "TensorFlow ops run in parallel (0: TensorFlow's default)"},
+			&cli.StringFlag{Name: "device", Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return fmt.Errorf("serve needs one MODEL: a run folder or a SavedModel, e.g. kfash-tf serve runs/cs3")
+			}
+			cfg, err := serveConfigFromFlags(c)
+			if err != nil {
+				return err
+			}
+			sc := runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")}
+			return runServe(c.Context, c.Args().First(), c.String("checkpoint"), sc, cfg, net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port"))), c.App.ErrWriter)
+		},
+	}
 }
 
-func (c ServeConfig) validate() error {
-	switch {
-	case c.Name == "" || strings.ContainsAny(c.Name, "/:?#"):
-		return fmt.Errorf("invalid model name %q: use letters, digits, '-' and '_'", c.Name)
-	case c.MaxBatch < 1:
-		return fmt.Errorf("--max-batch must be at least 1, got %d", c.MaxBatch)
-	case c.BatchWait < 0:
-		return fmt.Errorf("--batch-wait must not be negative, got %s", c.BatchWait)
-	case c.MaxBody < 1:
-		return fmt.Errorf("--max-body must be positive, got %d", c.MaxBody)
-	case c.MaxPixels < 1:
-		return fmt.Errorf("--max-pixels must be positive, got %d", c.MaxPixels)
-	case c.MaxInstances < 0:
-		return fmt.Errorf("--max-instances must be positive, got %d", c.MaxInstances)
-	case c.MaxRequestPixels < 0:
-		return fmt.Errorf("--max-request-pixels must be positive, got %d", c.MaxRequestPixels)
-	case c.MaxGIFFrames < 0:
-		return fmt.Errorf("--max-gif-frames must be positive, got %d", c.MaxGIFFrames)
-	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.RequestTimeout < 0 || c.ShutdownTimeout < 0:
-		return fmt.Errorf("timeouts must not be negative")
-	case c.WriteTimeout > 0 && c.RequestTimeout >= c.WriteTimeout:
-		return fmt.Errorf("--request-timeout (%s) must be shorter than --write-timeout (%s): a request still running at the write timeout loses its answer", c.RequestTimeout, c.WriteTimeout)
+// serveConfigFromFlags checks every numeric flag of serve, naming it, before
+// anything is loaded, and returns the server's configuration.
+func serveConfigFromFlags(c *cli.Context) (serve.Config, error) {
+	maxBody, err := parseByteSize(c.String(serve.FlagMaxBody))
+	if err != nil {
+		return serve.Config{}, fmt.Errorf("--%s: %w", serve.FlagMaxBody, err)
 	}
-	return nil
-}
-
-// withDefaults fills the zero limits.
-func (c ServeConfig) withDefaults() ServeConfig {
-	if c.MaxInstances == 0 {
-		c.MaxInstances = DefaultMaxInstances
+	maxPixels, err := countFlag(c, serve.FlagMaxPixels, 1e15)
+	if err != nil {
+		return serve.Config{}, err
 	}
-	if c.MaxRequestPixels == 0 {
-		c.MaxRequestPixels = DefaultMaxRequestPixels
+	maxRequestPixels, err := countFlag(c, serve.FlagMaxRequestPixels, 1e15)
+	if err != nil {
+		return serve.Config{}, err
 	}
-	if c.MaxGIFFrames == 0 {
-		c.MaxGIFFrames = augment.DefaultMaxGIFFrames
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-		if c.WriteTimeout > 0 && c.WriteTimeout <= c.RequestTimeout {
-			c.RequestTimeout = c.WriteTimeout * 9 / 10
+	for _, f := range []struct {
+		name   string
+		lo, hi int
+	}{{"port", 0, 65535}, {serve.FlagMaxBatch, 1, 1 << 16}, {serve.FlagMaxInstances, 1, 1 << 20}, {serve.FlagMaxGIFFrames, 1, 1 << 16},
+		{serve.FlagMaxInFlight, 1, 1 << 16}, {"intra-op-threads", 0, 1 << 12}, {"inter-op-threads", 0, 1 << 12}} {
+		if v := c.Int(f.name); v < f.lo || v > f.hi {
+			return serve.Config{}, fmt.Errorf("--%s must be between %d and %d, got %d", f.name, f.lo, f.hi, v)
 		}
 	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
+	for _, f := range []struct {
+		name     string
+		positive bool
+	}{{serve.FlagBatchWait, false}, {serve.FlagReadTimeout, false}, {serve.FlagWriteTimeout, false}, {serve.FlagRequestTimeout, true}, {serve.FlagShutdownTimeout, true}} {
+		if v := c.Duration(f.name); v < 0 || (f.positive && v == 0) {
+			return serve.Config{}, fmt.Errorf("--%s must be positive, got %s", f.name, v)
+		}
 	}
-	return c
+	cfg := serve.Config{
+		Name: c.String(serve.FlagName), MaxBatch: c.Int(serve.FlagMaxBatch), BatchWait: c.Duration(serve.FlagBatchWait),
+		MaxBody: maxBody, MaxPixels: maxPixels, MaxInstances: c.Int(serve.FlagMaxInstances),
+		MaxRequestPixels: maxRequestPixels, MaxGIFFrames: c.Int(serve.FlagMaxGIFFrames), MaxInFlight: c.Int(serve.FlagMaxInFlight),
+		ReadTimeout: c.Duration(serve.FlagReadTimeout), WriteTimeout: c.Duration(serve.FlagWriteTimeout),
+		RequestTimeout: c.Duration(serve.FlagRequestTimeout), ShutdownTimeout: c.Duration(serve.FlagShutdownTimeout),
+	}
+	return cfg, cfg.Validate()
 }
 
-// Server serves one graphs.Model over TensorFlow Serving's REST API
-// (status, metadata, :predict in row and columnar formats), plus
-// /v1/classify for multipart uploads, a small HTML form at / and /healthz.
-// Predictions of concurrent requests are batched on one goroutine.
-type Server struct {
-	cfg     ServeConfig
-	model   *graphs.Model
-	classes []string
-	size    int
-	batch   *batcher
-	log     *log.Logger
-	// decoding holds a token per image being decoded in Go.
-	decoding chan struct{}
-	// inFlight counts the requests whose handler has started and not
-	// returned: the ones a shutdown must finish.
-	inFlight atomic.Int64
+// countFlag reads a float flag that counts something (pixels, written 5e7
+// as easily as 50000000): a finite whole number from 1 to hi.
+func countFlag(c *cli.Context, name string, hi float64) (int64, error) {
+	v := c.Float64(name)
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 1 || v > hi {
+		return 0, fmt.Errorf("--%s must be a number from 1 to %g, got %g", name, hi, v)
+	}
+	return int64(v), nil
 }
 
-// InFlight returns how many requests are being handled.
-func (s *Server) InFlight() int64 { return s.inFlight.Load() }
-
-// NewServer prepares a server for m and starts its batching goroutine; it
-// sets m's decoding limits (MaxPixels, MaxGIFFrames). Serve runs it; Close
-// (or the end of Serve) stops the batcher. The caller closes m afterwards.
-func NewServer(m *graphs.Model, cfg ServeConfig, logw io.Writer) (*Server, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	m.Decode.MaxPixels = cfg.MaxPixels
-	m.MaxGIFFrames = cfg.MaxGIFFrames
-	s := &Server{cfg: cfg, model: m, classes: m.Classes(), size: m.InputSize(), log: log.New(logw, "", log.LstdFlags|log.Lmicroseconds),
-		decoding: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	s.batch = newBatcher(m, len(s.classes), s.size*s.size*3, cfg.MaxBatch, cfg.BatchWait)
-	return s, nil
-}
-
-// Runs returns how many times the model has run and on how many images.
-func (s *Server) Runs() (runs, images int64) { return s.batch.runs.Load(), s.batch.images.Load() }
-
-// Close stops the batcher after the work queued. Requests still arriving get
-// 503; Serve calls it itself.
-func (s *Server) Close() { s.batch.Close() }
-
-// errShuttingDown is the cause of the cancellation of the requests still
-// running at the end of a shutdown's grace period.
-var errShuttingDown = errors.New("the server is shutting down")
-
-// Serve answers requests on ln until ctx is done, then shuts down
-// gracefully: it stops accepting, lets the requests in flight and those
-// already accepted finish for up to ShutdownTimeout, cancels those still
-// running shortly before its end (they get a 503 rather than a cut
-// connection), then stops the batcher. It returns nil after a clean
-// shutdown.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancelCause(context.Background())
-	defer cancelBase(nil)
-	srv := &http.Server{
-		Handler:           s,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		ReadHeaderTimeout: min(s.cfg.ReadTimeout, 10*time.Second),
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          s.log,
-		BaseContext:       func(net.Listener) context.Context { return base },
-	}
-	if s.cfg.ReadTimeout <= 0 {
-		srv.ReadHeaderTimeout = 10 * time.Second
-	}
-	dl := &drainingListener{Listener: ln}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(dl) }()
-	select {
-	case err := <-errc:
-		s.Close()
-		return err
-	case <-ctx.Done():
-	}
-	grace := s.cfg.ShutdownTimeout
-	s.log.Printf("shutting down: finishing the requests in flight (up to %s, --shutdown-timeout)", grace)
-	// Leave the cancelled requests time to write their 503.
-	cancelAt := grace - min(grace/5, 2*time.Second)
-	cancelTimer := time.AfterFunc(cancelAt, func() { cancelBase(errShuttingDown) })
-	defer cancelTimer.Stop()
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	// The first Shutdown stops keep-alives and waits for the connections it
-	// knows; the listener goes on accepting what the kernel had queued
-	// (drainingListener). Once Serve has returned, a second Shutdown waits
-	// for the connections accepted meanwhile.
-	err := srv.Shutdown(sctx)
-	if err == nil {
-		<-errc // http.ErrServerClosed, once the queue is drained
-		err = srv.Shutdown(sctx)
-	}
+// runServe opens the model, listens on addr and serves until
+// SIGINT/SIGTERM.
+func runServe(ctx context.Context, path, checkpoint string, sc runs.SessionConfig, cfg serve.Config, addr string, logw io.Writer) error {
+	m, err := graphs.OpenServable(path, checkpoint, sc)
 	if err != nil {
-		err = fmt.Errorf("requests still running after %s (--shutdown-timeout): %w", grace, err)
-		srv.Close()
-		<-errc
+		return err
 	}
-	s.Close()
+	defer m.Close()
+	s, err := serve.New(m, cfg, logw)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one kills at once (the
+		// default action, restored by stop).
+		<-ctx.Done()
+		stop()
+	}()
+	classes, size := m.Classes(), m.InputSize()
+	fmt.Fprintf(logw, "serving %s as %q version %d: %d classes (%s), %d×%d input\n",
+		m.Description(), cfg.Name, m.Version(), len(classes), strings.Join(classes, ", "), size, size)
+	fmt.Fprintf(logw, "listening on http://%s (POST /v1/models/%s:predict, GET / for a form)\n", ln.Addr(), cfg.Name)
+	err = s.Serve(ctx, ln)
+	runs, images := s.Runs()
+	fmt.Fprintf(logw, "stopped: %d images in %d model runs\n", images, runs)
 	return err
 }
 
-// drainWindow is how long a closed drainingListener still accepts: long
-// enough to take every connection the kernel completed before the close.
-const drainWindow = 100 * time.Millisecond
-
-// drainingListener defers the close of a TCP listener: Close only sets an
-// accept deadline drainWindow away, so that connections the kernel had
-// already accepted (clients that sent a request and wait for the answer)
-// are served instead of reset; the socket closes when Accept times out.
-// A listener without deadlines closes at once.
-type drainingListener struct {
-	net.Listener
-	closing atomic.Bool
-}
-
-func (l *drainingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil && l.closing.Load() {
-		l.Listener.Close()
-		return nil, net.ErrClosed
-	}
-	return c, err
-}
-
-func (l *drainingListener) Close() error {
-	if l.closing.Swap(true) {
-		return nil
-	}
-	d, ok := l.Listener.(interface{ SetDeadline(time.Time) error })
-	if !ok || d.SetDeadline(time.Now().Add(drainWindow)) != nil {
-		return l.Listener.Close()
-	}
-	return nil
-}
-
-// requestLog records what a request's log line reports.
-type requestLog struct {
-	http.ResponseWriter
-	status int
-	images int
-}
-
-func (l *requestLog) WriteHeader(code int) {
-	if l.status == 0 {
-		l.status = code
-	}
-	l.ResponseWriter.WriteHeader(code)
-}
-
-func (l *requestLog) Write(p []byte) (int, error) {
-	if l.status == 0 {
-		l.status = http.StatusOK
-	}
-	return l.ResponseWriter.Write(p)
-}
-
-// ServeHTTP routes a request and logs one line for it.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	start := time.Now()
-	rec := &requestLog{ResponseWriter: w}
-	s.route(rec, r)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	s.log.Printf("%s %s %d %d images %.1fms", r.Method, r.URL.Path, rec.status, rec.images, float64(time.Since(start).Microseconds())/1000)
-}
-
-// httpError is an error with the HTTP status it answers with.
-type httpError struct {
-	status int
-	msg    string
-	image  int    // for an error about one image: its index, and
-	detail string // the message without "image N: "
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-func httpErrorf(status int, format string, args ...any) *httpError {
-	return &httpError{status: status, msg: fmt.Sprintf(format, args...), image: -1}
-}
-
-func (s *Server) route(w *requestLog, r *http.Request) {
-	path := r.URL.Path
-	switch {
-	case path == "/":
-		if allowMethod(w, r, http.MethodGet) {
-			s.handleIndex(w)
-		}
-	case path == "/healthz":
-		if allowMethod(w, r, http.MethodGet) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, "ok\n")
-		}
-	case path == "/v1/classify":
-		if allowMethod(w, r, http.MethodPost) {
-			s.handleClassify(w, r)
-		}
-	case strings.HasPrefix(path, "/v1/models/"):
-		s.routeModel(w, r, strings.TrimPrefix(path, "/v1/models/"))
-	default:
-		respondError(w, httpErrorf(http.StatusNotFound, "no such path %s: try /v1/models/%s, /v1/models/%s:predict, /v1/classify or /", path, s.cfg.Name, s.cfg.Name))
-	}
-}
-
-// allowMethod answers 405 unless r uses method (GET also allows HEAD).
-func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
-	if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
-		return true
-	}
-	w.Header().Set("Allow", method)
-	respondError(w, httpErrorf(http.StatusMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, r.URL.Path, method))
-	return false
-}
-
-// routeModel handles NAME[/versions/N][/metadata] and NAME[/versions/N]:VERB.
-func (s *Server) routeModel(w *requestLog, r *http.Request, rest string) {
-	verb := ""
-	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		rest, verb = rest[:i], rest[i+1:]
-	}
-	segs := strings.Split(rest, "/")
-	name, segs := segs[0], segs[1:]
-	if name != s.cfg.Name {
-		respondError(w, httpErrorf(http.StatusNotFound, "model %q not found: this server serves %q", name, s.cfg.Name))
-		return
-	}
-	if len(segs) >= 2 && segs[0] == "versions" {
-		v, err := strconv.ParseInt(segs[1], 10, 64)
-		if err != nil {
-			respondError(w, httpErrorf(http.StatusBadRequest, "version %q is not a number", segs[1]))
-			return
-		}
-		if v != s.model.Version() {
-			respondError(w, httpErrorf(http.StatusNotFound, "model %q has no version %d: it serves version %d", name, v, s.model.Version()))
-			return
-		}
-		segs = segs[2:]
-	} else if len(segs) >= 2 && segs[0] == "labels" {
-		respondError(w, httpErrorf(http.StatusNotFound, "version labels are not supported: use /v1/models/%s or /versions/%d", name, s.model.Version()))
-		return
-	}
-	metadata := len(segs) == 1 && segs[0] == "metadata"
-	if len(segs) > 1 || (len(segs) == 1 && !metadata) || (metadata && verb != "") {
-		respondError(w, httpErrorf(http.StatusNotFound, "no such path %s", r.URL.Path))
-		return
-	}
-	switch {
-	case verb == "predict":
-		if allowMethod(w, r, http.MethodPost) {
-			s.handlePredict(w, r)
-		}
-	case verb == "classify" || verb == "regress":
-		respondError(w, httpErrorf(http.StatusBadRequest, ":%s needs a %s signature; this model has predict signatures only: use :predict", verb, verb))
-	case verb != "":
-		respondError(w, httpErrorf(http.StatusNotFound, "unknown method :%s: use :predict", verb))
-	case metadata:
-		if allowMethod(w, r, http.MethodGet) {
-			respondJSON(w, http.StatusOK, s.metadata())
-		}
-	default:
-		if allowMethod(w, r, http.MethodGet) {
-			respondJSON(w, http.StatusOK, s.status())
+// parseByteSize reads sizes such as 32MB, 512KB, 1GB or 1048576 (units
+// are powers of 1024; MiB-style spellings are accepted too).
+func parseByteSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
 		}
 	}
-}
-
-// status is TensorFlow Serving's GetModelStatus response.
-func (s *Server) status() any {
-	type status struct {
-		ErrorCode    string `json:"error_code"`
-		ErrorMessage string `json:"error_message"`
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 || v*float64(mult) > 1<<40 {
+		return 0, fmt.Errorf("invalid size %q: use e.g. 32MB, 512KB or a byte count", s)
 	}
-	type versionStatus struct {
-		Version string `json:"version"`
-		State   string `json:"state"`
-		Status  status `json:"status"`
-	}
-	return map[string]any{"model_version_status": []versionStatus{{
-		Version: strconv.FormatInt(s.model.Version(), 10), State: "AVAILABLE", Status: status{ErrorCode: "OK"},
-	}}}
-}
-
-// metadata is TensorFlow Serving's GetModelMetadata response: the
-// SignatureDefs in protobuf's JSON mapping (int64 sizes as strings).
-func (s *Server) metadata() any {
-	type dim struct {
-		Size string `json:"size"`
-		Name string `json:"name"`
-	}
-	type shape struct {
-		Dim         []dim `json:"dim"`
-		UnknownRank bool  `json:"unknown_rank"`
-	}
-	type tensor struct {
-		DType       string `json:"dtype"`
-		TensorShape shape  `json:"tensor_shape"`
-		Name        string `json:"name"`
-	}
-	type signature struct {
-		Inputs     map[string]tensor `json:"inputs"`
-		Outputs    map[string]tensor `json:"outputs"`
-		MethodName string            `json:"method_name"`
-		Defaults   map[string]any    `json:"defaults"`
-	}
-	conv := func(in map[string]graphs.ModelTensor) map[string]tensor {
-		out := map[string]tensor{}
-		for k, t := range in {
-			sh := shape{Dim: []dim{}, UnknownRank: t.Shape == nil}
-			for _, d := range t.Shape {
-				sh.Dim = append(sh.Dim, dim{Size: strconv.FormatInt(d, 10)})
-			}
-			out[k] = tensor{DType: t.DTypeName(), TensorShape: sh, Name: t.Name}
-		}
-		return out
-	}
-	sigs := map[string]signature{}
-	for name, sig := range s.model.Signatures() {
-		sigs[name] = signature{Inputs: conv(sig.Inputs), Outputs: conv(sig.Outputs), MethodName: sig.MethodName, Defaults: map[string]any{}}
-	}
-	return map[string]any{
-		"model_spec": map[string]any{"name": s.cfg.Name, "signature_name": "", "version": strconv.FormatInt(s.model.Version(), 10)},
-		"metadata":   map[string]any{"signature_def": map[string]any{"signature_def": sigs}},
-	}
-}
-
-func respondJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		data, _ = json.Marshal(map[string]string{"error": "encoding the response: " + err.Error()})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(data, '\n'))
-}
-
-func respondError(w http.ResponseWriter, e *httpError) {
-	respondJSON(w, e.status, map[string]string{"error": e.msg})
+	return int64(v * float64(mult)), nil
 }

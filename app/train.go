@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,61 +15,13 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/kfash-tf/kfash-tf/app/settings"
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 	"github.com/kfash-tf/kfash-tf/models"
 )
-
-// trainDefaults are the settings of a run without --recipe. Pixels go in
-// raw (0–255), as in the study: with PyTorch's default initialisation the
-// BN-free networks (vgg8, vgg10, googlenet) start several times faster on
-// raw pixels than on normalised ones, whose signal fades through the layers.
-var trainDefaults = struct {
-	epochs, batch   int
-	optimizer       string
-	lr, weightDecay float64
-	normalize       string
-	augment         string
-}{epochs: 10, batch: 32, optimizer: "adamw", lr: 3e-4, weightDecay: 1e-4, normalize: "none", augment: "online"}
-
-func trainFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "data", Usage: "dataset folder: Train/ Validation/ [Test/] of class folders (any letter case)"},
-		&cli.StringFlag{Name: "classes", Usage: "comma-separated classes to use, in label order (default: every class folder, sorted)"},
-		&cli.StringFlag{Name: "out", Usage: "run folder (default runs/NETWORK-YYYYmmdd-HHMMSS)"},
-		&cli.StringFlag{Name: "resume", Usage: "continue the run in this folder with its configuration, from its last checkpoint (see --from); a run killed before its first checkpoint starts again from epoch 1"},
-		&cli.StringFlag{Name: "from", Value: "last", Usage: "with --resume: the checkpoint to continue from, last or best (when last is unreadable; later epochs are redone)"},
-		&cli.StringFlag{Name: "recipe", Usage: "'seed': the study's hyperparameters for the network (batch, optimizer, lr, decay, dropout, 100 epochs, doubling augmentation); flags given override it"},
-		&cli.IntFlag{Name: "epochs", Value: trainDefaults.epochs, Usage: "epochs to train"},
-		&cli.IntFlag{Name: "batch-size", Value: trainDefaults.batch, Usage: "images per step"},
-		&cli.StringFlag{Name: "optimizer", Value: trainDefaults.optimizer, Usage: "adam (L2 coupled, as PyTorch's Adam), adamw (decoupled decay) or sgd (momentum)"},
-		&cli.Float64Flag{Name: "lr", Value: trainDefaults.lr, Usage: "learning rate (peak of the schedule)"},
-		&cli.Float64Flag{Name: "weight-decay", Value: trainDefaults.weightDecay, Usage: "weight decay λ"},
-		&cli.Float64Flag{Name: "momentum", Value: 0.9, Usage: "sgd momentum"},
-		&cli.BoolFlag{Name: "no-decay-bn-bias", Usage: "apply weight decay to conv and dense kernels only, not to biases and batch-norm parameters"},
-		&cli.StringFlag{Name: "schedule", Value: "constant", Usage: "learning-rate schedule: constant, cosine (with --warmup-epochs) or step (with --step-epochs, --gamma)"},
-		&cli.Float64Flag{Name: "warmup-epochs", Value: 0, Usage: "cosine: linear warmup length in epochs"},
-		&cli.IntFlag{Name: "step-epochs", Value: 30, Usage: "step: epochs between decays"},
-		&cli.Float64Flag{Name: "gamma", Value: 0.1, Usage: "step: decay factor"},
-		&cli.Float64Flag{Name: "clip-norm", Value: 0, Usage: "clip gradients to this global norm (0: off)"},
-		&cli.Float64Flag{Name: "label-smoothing", Value: 0, Usage: "label smoothing ε"},
-		&cli.Float64Flag{Name: "dropout", Value: -1, Usage: "dropout rate for networks with dropout (default: the study's for the network)"},
-		&cli.StringFlag{Name: "normalize", Value: trainDefaults.normalize, Usage: "pixel preprocessing, inside the graph: none (raw 0-255, as the study), unit (/255) or imagenet"},
-		&cli.StringFlag{Name: "augment", Value: trainDefaults.augment, Usage: "online (fresh flip/rotation each epoch), double (the study's fixed doubling) or none"},
-		&cli.StringFlag{Name: "class-weights", Value: "none", Usage: "none, or auto (inverse class frequency) for imbalanced folders"},
-		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the data order, augmentation, initial weights and dropout"},
-		&cli.StringFlag{Name: "select", Value: runs.SelectValAcc, Usage: "best checkpoint by val_acc (the study's rule: first epoch with the highest) or val_loss"},
-		&cli.IntFlag{Name: "patience", Value: 0, Usage: "stop after N epochs without a better --select metric (0: off)"},
-		&cli.IntFlag{Name: "workers", Value: runtime.NumCPU(), Usage: "image decoding goroutines"},
-		&cli.IntFlag{Name: "prefetch", Value: 2, Usage: "batches prepared ahead of the training step"},
-		&cli.IntFlag{Name: "cache-mb", Value: 0, Usage: "keep decoded, resized images in memory if they fit in this many MiB (0: stream from disk)"},
-		&cli.IntFlag{Name: "intra-op-threads", Value: 0, Usage: "threads inside one TensorFlow op (0: the core count)"},
-		&cli.IntFlag{Name: "inter-op-threads", Value: 0, Usage: "TensorFlow ops run in parallel (0: TensorFlow's default)"},
-		&cli.StringFlag{Name: "device", Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)"},
-	}
-}
 
 func trainCommand(version string) *cli.Command {
 	return &cli.Command{
@@ -89,7 +40,7 @@ func trainCommand(version string) *cli.Command {
 			"  kfash-tf train googlenet --recipe seed --data kfashion/ --epochs 20\n" +
 			"  kfash-tf train --resume runs/cs3\n" +
 			"  kfash-tf train --resume runs/cs3 --from best",
-		Flags:  trainFlags(),
+		Flags:  settings.Flags(),
 		Action: func(c *cli.Context) error { return runTrain(c, version) },
 	}
 }
@@ -158,7 +109,7 @@ func runTrain(c *cli.Context, version string) error {
 	}
 	trainer, err := graphs.NewTrainer(tg, cfg.InputSize, cfg.Session)
 	if err != nil {
-		return err
+		return inFlagTerms(err)
 	}
 	defer trainer.Close()
 	if cfg.Devices, err = graphs.Devices(trainer.Sess); err != nil {
@@ -215,7 +166,8 @@ func runTrain(c *cli.Context, version string) error {
 		return err
 	}
 	st, err := fitRun(c, w, trainer, tg, run, cfg, trainLoader, valLoader, resume)
-	err = graphs.StripTFHint(err)
+	// status.json records the error as the command prints it.
+	err = inFlagTerms(graphs.StripTFHint(err))
 	status.EpochsDone, status.BestEpoch, status.Updated = st.Epoch, st.BestEpoch, time.Time{}
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -311,7 +263,7 @@ func resolveTraining(c *cli.Context, version string) (trainSetup, *augment.Datas
 	if err != nil {
 		return ts, nil, err
 	}
-	ds, err := openTrainingData(cfg.Data, splitList(c.String("classes")))
+	ds, err := openTrainingData(cfg.Data, settings.SplitList(c.String("classes")))
 	if err != nil {
 		return ts, nil, err
 	}
@@ -342,43 +294,27 @@ func openTrainingData(dir string, classes []string) (*augment.Dataset, error) {
 	return ds, nil
 }
 
-// runConfigFromFlags applies the defaults, then the recipe, then every flag
-// the user set.
+// runConfigFromFlags applies the settings table (package settings): every
+// flag the user set, else the recipe's value, else the flag's default.
 func runConfigFromFlags(c *cli.Context, spec models.Spec, version string) (runs.Config, error) {
 	cfg := runs.Config{
-		Network: spec.Name, InputSize: spec.InputSize, Data: c.String("data"),
-		Epochs: c.Int("epochs"), BatchSize: c.Int("batch-size"),
-		Optimizer: runs.OptimizerConfig{Name: c.String("optimizer"), WeightDecay: c.Float64("weight-decay"), Momentum: c.Float64("momentum"),
-			NoDecayBNBias: c.Bool("no-decay-bn-bias"), ClipNorm: c.Float64("clip-norm")},
-		Schedule: runs.Schedule{Kind: c.String("schedule"), Base: c.Float64("lr"), Gamma: c.Float64("gamma"),
-			WarmupEpochs: c.Float64("warmup-epochs"), StepEpochs: c.Int("step-epochs")},
-		LabelSmoothing: float32(c.Float64("label-smoothing")), Dropout: spec.Recipe.Dropout,
-		Normalize: c.String("normalize"), Augment: c.String("augment"), Seed: c.Int64("seed"),
-		Select: c.String("select"), Patience: c.Int("patience"), Workers: c.Int("workers"),
-		Session:    runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")},
+		Network: spec.Name, InputSize: spec.InputSize,
+		Dropout:    spec.Recipe.Dropout, // the network's own unless --dropout is given
 		TensorFlow: tf.Version(), Program: version,
 	}
-	switch c.String("recipe") {
-	case "":
-	case "seed":
-		r := spec.Recipe
-		cfg.Recipe = "seed"
-		set := func(flag string, apply func()) {
-			if !c.IsSet(flag) {
-				apply()
-			}
-		}
-		set("epochs", func() { cfg.Epochs = r.Epochs })
-		set("batch-size", func() { cfg.BatchSize = r.BatchSize })
-		set("optimizer", func() { cfg.Optimizer.Name = r.Optimizer })
-		set("lr", func() { cfg.Schedule.Base = r.LR })
-		set("weight-decay", func() { cfg.Optimizer.WeightDecay = r.WeightDecay })
-		set("augment", func() { cfg.Augment = string(augment.ModeDouble) })
-	default:
-		return cfg, fmt.Errorf("unknown --recipe %q: the only recipe is 'seed' (the study's hyperparameters)", c.String("recipe"))
+	recipe, err := settings.Recipe(c.String("recipe"), spec.Entry)
+	if err != nil {
+		return cfg, err
 	}
-	if c.IsSet("dropout") {
-		cfg.Dropout = float32(c.Float64("dropout"))
+	for _, s := range settings.All() {
+		if s.Apply == nil {
+			continue
+		}
+		v, fromRecipe := recipe[s.Name]
+		if !fromRecipe || c.IsSet(s.Name) {
+			v = s.Get(c)
+		}
+		s.Apply(&cfg, v)
 	}
 	if cfg.Dropout < 0 || cfg.Dropout >= 1 {
 		return cfg, fmt.Errorf("--dropout %v must be in [0, 1)", cfg.Dropout)
@@ -430,16 +366,6 @@ func modelConfig(spec models.Spec, cfg runs.Config) graphs.ModelConfig {
 		Mean: cfg.Mean, Std: cfg.Std, LabelSmoothing: cfg.LabelSmoothing, ClassWeights: cfg.ClassWeights,
 		Seed: cfg.Seed, Optimizer: cfg.Optimizer,
 	}
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // checkpointState records the loop's position with the variables.

@@ -250,7 +250,7 @@ func decoderBodyDef(size int) *funcpb.FunctionDef {
 // giflib's DGifSlurp, which decompresses every frame into memory first, and
 // slicing a DecodeGif output would cost the same. No attribute limits that,
 // so callers feeding untrusted bytes check the frames' headers first
-// (augment.ImageLimits, through Model.CheckImage).
+// (augment.ImageLimits, through Servable.CheckImage).
 func decoderBranchDef(name string) *funcpb.FunctionDef {
 	var decode *nodepb.NodeDef
 	if name == decoderJPEG {

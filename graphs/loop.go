@@ -40,13 +40,44 @@ type Hooks struct {
 	OnInterrupt func(st runs.LoopState) error
 }
 
-// ErrNonFinite is returned (wrapped) when the training loss becomes NaN or infinite.
+// Batches is a data set as Fit and Evaluate read it: a channel of batches
+// per epoch. *augment.Loader is one; a test may use a slice in memory.
+type Batches interface {
+	// Epoch returns the batches of epoch number epoch (1-based for
+	// training; Evaluate asks for epoch 0), closing the channel at the end
+	// of the epoch or when ctx is done. The reader releases each batch.
+	Epoch(ctx context.Context, epoch int) <-chan *augment.Batch
+	// Steps is the number of batches of an epoch, for progress reports.
+	Steps() int
+	// Skipped lists the files left out so far (unreadable images).
+	Skipped() []augment.SkipReport
+}
+
+// ErrNonFinite is the sentinel of a NonFiniteError: errors.Is(err,
+// ErrNonFinite) reports a diverged run.
 var ErrNonFinite = errors.New("non-finite loss")
+
+// NonFiniteError is returned by Fit when the training loss becomes NaN or
+// infinite; the state Fit returns with it is that after the last good step.
+type NonFiniteError struct {
+	Loss  float64 // the loss of the step: NaN or ±Inf
+	Step  int64   // global step, 1-based
+	Epoch int
+	Batch int // 1-based, within the epoch
+}
+
+// Error says where the loss diverged.
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("%v %v at step %d (epoch %d, batch %d)", ErrNonFinite, e.Loss, e.Step, e.Epoch, e.Batch)
+}
+
+// Unwrap returns ErrNonFinite.
+func (e *NonFiniteError) Unwrap() error { return ErrNonFinite }
 
 // Fit trains t on train, validating on val after every epoch, until
 // cfg.Epochs or early stopping, and returns the final state. A cancelled ctx
 // stops it inside an epoch: OnInterrupt is called and ctx's error returned.
-func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes int, cfg LoopConfig, hooks Hooks) (runs.LoopState, error) {
+func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg LoopConfig, hooks Hooks) (runs.LoopState, error) {
 	if cfg.Select != runs.SelectValAcc && cfg.Select != runs.SelectValLoss {
 		return runs.LoopState{}, fmt.Errorf("unknown selection rule %q: use %s or %s", cfg.Select, runs.SelectValAcc, runs.SelectValLoss)
 	}
@@ -74,7 +105,7 @@ func (t *Trainer) Fit(ctx context.Context, train, val *augment.Loader, classes i
 			n := b.N
 			b.Release()
 			if stepErr == nil && !finite(loss) {
-				stepErr = fmt.Errorf("%w %v at step %d (epoch %d, batch %d): the last good checkpoint is kept; try a lower --lr", ErrNonFinite, loss, st.Step+1, epoch, batch)
+				stepErr = &NonFiniteError{Loss: loss, Step: st.Step + 1, Epoch: epoch, Batch: batch}
 			}
 			if stepErr != nil {
 				err = stepErr

@@ -28,24 +28,6 @@ import (
 	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
-// The serving contract of an exported SavedModel: TensorFlow Serving's
-// predict method, two signatures over the same network and outputs.
-const (
-	SignatureImages     = "serving_default"            // InputImages → outputs
-	SignatureBytes      = "serving_bytes"              // InputImageBytes → outputs
-	InputImages         = "images"                     // float32 [N,S,S,3], RGB 0–255
-	InputImageBytes     = "image_bytes"                // string [N]: encoded JPEG, PNG, GIF or BMP
-	OutputProbabilities = "probabilities"              // float32 [N,C]
-	OutputClasses       = "classes"                    // int64 [N]
-	OutputClassNames    = "class_names"                // string [N]
-	PredictMethod       = "tensorflow/serving/predict" // SignatureDef.method_name
-	ServeTag            = "serve"                      // the MetaGraphDef's only tag
-
-	// LabelsAsset is the class names, one a line in label order, relative
-	// to the version folder.
-	LabelsAsset = "assets/labels.txt"
-)
-
 // decoderPrefix names the nodes of the export graph's image decoder.
 const decoderPrefix = "image_decoder"
 
@@ -322,9 +304,9 @@ func ExportSavedModel(runDir, outDir string, opt ExportOptions) (ExportResult, e
 	}
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(sm)
 	if err != nil {
-		return res, fmt.Errorf("serialising saved_model.pb: %w", err)
+		return res, fmt.Errorf("serialising %s: %w", SavedModelFile, err)
 	}
-	if err := atomicfile.Create(filepath.Join(tmp, "saved_model.pb"), data); err != nil {
+	if err := atomicfile.Create(filepath.Join(tmp, SavedModelFile), data); err != nil {
 		return res, err
 	}
 	if err := os.MkdirAll(filepath.Join(tmp, filepath.Dir(LabelsAsset)), 0o755); err != nil {
@@ -494,16 +476,11 @@ func signatureOutput(g *tf.Graph, infos map[string]tf.TensorInfo, key string) (t
 	if !ok {
 		return tf.Output{}, fmt.Errorf("no tensor %q", key)
 	}
-	name, idx, ok := strings.Cut(info.Name, ":")
-	k, err := strconv.Atoi(idx)
-	if !ok || err != nil {
-		return tf.Output{}, fmt.Errorf("tensor %q: malformed name %q", key, info.Name)
+	o, err := graphOutput(g, info.Name)
+	if err != nil {
+		return tf.Output{}, fmt.Errorf("tensor %q: %w", key, err)
 	}
-	o := g.Operation(name)
-	if o == nil || k >= o.NumOutputs() {
-		return tf.Output{}, fmt.Errorf("tensor %q: %s is not in the graph", key, info.Name)
-	}
-	return o.Output(k), nil
+	return o, nil
 }
 
 // encodePNG encodes size×size HWC whole-valued 0–255 pixels as a PNG.

@@ -1,6 +1,7 @@
 package graphs
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -42,7 +43,7 @@ func SessionOptions(c runs.SessionConfig) (*tf.SessionOptions, error) {
 }
 
 // NewSession opens a session on g configured by cfg. With Device "gpu" it
-// fails unless TensorFlow sees a GPU.
+// fails with a *NoGPUError unless TensorFlow sees a GPU.
 func NewSession(g *tf.Graph, cfg runs.SessionConfig) (*tf.Session, error) {
 	opts, err := SessionOptions(cfg)
 	if err != nil {
@@ -68,9 +69,26 @@ func NewSession(g *tf.Graph, cfg runs.SessionConfig) (*tf.Session, error) {
 		names = append(names, d.Name)
 	}
 	sess.Close()
-	return nil, fmt.Errorf("--device gpu: this TensorFlow library sees no GPU (devices: %s); use a GPU build via LIBTENSORFLOW_DIR",
-		strings.Join(names, ", "))
+	return nil, &NoGPUError{Devices: names}
 }
+
+// ErrNoGPU is the sentinel of a NoGPUError.
+var ErrNoGPU = errors.New("this TensorFlow library sees no GPU")
+
+// NoGPUError is NewSession's error for a session pinned to the GPU
+// (runs.DeviceGPU) when TensorFlow sees none: a CPU-only build of the
+// library, or no driver.
+type NoGPUError struct {
+	Devices []string // the devices TensorFlow sees
+}
+
+// Error names the devices TensorFlow sees instead.
+func (e *NoGPUError) Error() string {
+	return fmt.Sprintf("%v (devices: %s); use a GPU build via LIBTENSORFLOW_DIR", ErrNoGPU, strings.Join(e.Devices, ", "))
+}
+
+// Unwrap returns ErrNoGPU.
+func (e *NoGPUError) Unwrap() error { return ErrNoGPU }
 
 // Devices returns the names of the devices sess can place ops on, e.g.
 // "/job:localhost/replica:0/task:0/device:CPU:0".

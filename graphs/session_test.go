@@ -1,6 +1,8 @@
 package graphs_test
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -101,10 +103,18 @@ func TestNewSessionGPUUnavailable(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, w := range []string{"--device gpu", "sees no GPU", "CPU:0", "LIBTENSORFLOW_DIR"} {
+	// The command that set the device words it as a flag (app).
+	var noGPU *graphs.NoGPUError
+	if !errors.As(err, &noGPU) || !errors.Is(err, graphs.ErrNoGPU) || !reflect.DeepEqual(noGPU.Devices, devices) {
+		t.Fatalf("error %v (%T), want a *NoGPUError listing %v", err, err, devices)
+	}
+	for _, w := range []string{"sees no GPU", "CPU:0", "LIBTENSORFLOW_DIR"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("error %q names a flag: graphs has none", err)
 	}
 }
 

@@ -105,15 +105,15 @@ type Prediction struct {
 	Loss  float64
 }
 
-// Evaluate runs the inference path over one pass of loader. each, if not
-// nil, receives every example's prediction.
-func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes int, each func(Prediction)) (EvalResult, error) {
+// Evaluate runs the inference path over one pass of data (its epoch 0).
+// each, if not nil, receives every example's prediction.
+func (t *Trainer) Evaluate(ctx context.Context, data Batches, classes int, each func(Prediction)) (EvalResult, error) {
 	res := EvalResult{Confusion: runs.NewConfusion(classes)}
 	sum := 0.0
-	// Leaving the range early must stop the loader's goroutines.
+	// Leaving the range early must stop the producer (a Loader's workers).
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for b := range loader.Epoch(ectx, 0) {
+	for b := range data.Epoch(ectx, 0) {
 		feeds, err := t.feeds(b)
 		if err != nil {
 			b.Release()
@@ -147,7 +147,7 @@ func (t *Trainer) Evaluate(ctx context.Context, loader *augment.Loader, classes 
 	} else {
 		res.Loss = math.NaN()
 	}
-	res.Skipped = len(loader.Skipped())
+	res.Skipped = len(data.Skipped())
 	return res, nil
 }
 

@@ -1,4 +1,4 @@
-package app
+package serve
 
 import (
 	"bytes"
@@ -258,7 +258,7 @@ func TestServeShutdownDrains(t *testing.T) {
 	// Generous: the large request may finish (200) or be cut near the end of
 	// the grace period (503), whatever the load of the machine; never EOF.
 	cfg.ShutdownTimeout = 10 * time.Second
-	s, err := NewServer(m, cfg, io.Discard)
+	s, err := New(m, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,5 +342,58 @@ func TestDrainingListenerServesQueuedConnections(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		t.Error("the socket still accepts after the drain window")
+	}
+}
+
+// Past --max-inflight requests being processed, :predict and /v1/classify
+// answer 503 with Retry-After and a JSON error naming the flag, without
+// reading the body; status, metadata and /healthz still answer.
+func TestServeMaxInFlight(t *testing.T) {
+	m := serveTestModel(t)
+	cfg := serveTestConfig()
+	cfg.MaxInFlight = 2
+	s, ts, _ := newTestServer(t, m, cfg)
+	url := ts.URL + "/v1/models/kfash:predict"
+	body := b64Instances(1, augmenttest.PNG(0, 30, 1))
+	// Two requests being processed: hold their tokens.
+	s.processing <- struct{}{}
+	s.processing <- struct{}{}
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	checkError(t, "predict over the cap", resp.StatusCode, data, http.StatusServiceUnavailable, "--max-inflight", "2 requests")
+	if ra := resp.Header.Get("Retry-After"); ra == "" {
+		t.Error("503 without Retry-After")
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("image", "a.png")
+	fw.Write(augmenttest.PNG(0, 30, 1))
+	mw.Close()
+	code, data := post(t, ts.URL+"/v1/classify", mw.FormDataContentType(), form.String())
+	checkError(t, "classify over the cap", code, data, http.StatusServiceUnavailable, "--max-inflight")
+	for _, path := range []string{"/healthz", "/v1/models/kfash", "/v1/models/kfash/metadata"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s over the cap: %d", path, resp.StatusCode)
+		}
+	}
+	if runs, _ := s.Runs(); runs != 0 {
+		t.Errorf("%d model runs for refused requests", runs)
+	}
+	<-s.processing // one finishes: the next request is served
+	if rows := predictRows(t, url, body); len(rows) != 1 {
+		t.Errorf("%d rows after a token was freed", len(rows))
+	}
+	<-s.processing
+	if n := len(s.processing); n != 0 {
+		t.Errorf("%d tokens held after the requests ended", n)
 	}
 }

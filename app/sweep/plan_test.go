@@ -1,19 +1,17 @@
-package app
+package sweep
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/app/settings"
 	"github.com/kfash-tf/kfash-tf/models/catalog"
 )
 
-func expandText(t *testing.T, src string, o sweepOverrides) []sweepRun {
+func expandText(t *testing.T, src string, o overrides) []plannedRun {
 	t.Helper()
 	p, err := parsePlan([]byte(src), "plan.yaml")
 	if err != nil {
@@ -26,7 +24,7 @@ func expandText(t *testing.T, src string, o sweepOverrides) []sweepRun {
 	return runs
 }
 
-func runNames(runs []sweepRun) []string {
+func runNames(runs []plannedRun) []string {
 	var names []string
 	for _, r := range runs {
 		names = append(names, r.Name)
@@ -93,7 +91,7 @@ runs:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := runNames(expandText(t, c.plan, sweepOverrides{}))
+			got := runNames(expandText(t, c.plan, overrides{}))
 			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("runs %q\nwant %q", got, c.want)
 			}
@@ -113,7 +111,7 @@ runs:
     weight-decay: 0.001
     lr: 1e-4
     batch-size: 128
-`, sweepOverrides{})
+`, overrides{})
 	if len(runs) != 1 {
 		t.Fatalf("%d runs, want 1", len(runs))
 	}
@@ -146,12 +144,12 @@ runs:
 		override int
 		want     []int
 	}{
-		{"plan, train default, recipe", 0, []int{trainDefaults.epochs, 4, 100}},
+		{"plan, train default, recipe", 0, []int{int(settings.Default("epochs").Int), 4, 100}},
 		{"--epochs overrides every run", 2, []int{2, 2, 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			runs := expandText(t, plan, sweepOverrides{Epochs: c.override})
+			runs := expandText(t, plan, overrides{Epochs: c.override})
 			var got []int
 			for _, r := range runs {
 				got = append(got, r.epochs())
@@ -174,11 +172,11 @@ runs:
 // The seed preset is the spec's table of nine runs ("Training recipes of
 // the study"), and the registry's recipe of each network is one of them.
 func TestSweepSeedPreset(t *testing.T) {
-	p, err := parsePlan([]byte(sweepPresets()["seed"]), "preset seed")
+	p, err := parsePlan([]byte(presets()["seed"]), "preset seed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := p.expand(sweepOverrides{})
+	runs, err := p.expand(overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +235,7 @@ func TestSweepSeedPreset(t *testing.T) {
 		}
 	}
 	// --epochs 1: the quick pass keeps the nine runs and their names.
-	quick, err := p.expand(sweepOverrides{Epochs: 1})
+	quick, err := p.expand(overrides{Epochs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +274,7 @@ func TestSweepPlanErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := parsePlan([]byte(c.plan), "plan.yaml")
 			if err == nil {
-				_, err = p.expand(sweepOverrides{})
+				_, err = p.expand(overrides{})
 			}
 			if err == nil {
 				t.Fatal("no error")
@@ -297,102 +295,5 @@ func TestSweepCompactFloat(t *testing.T) {
 		if got := compactFloat(in); got != want {
 			t.Errorf("compactFloat(%v) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-// fakeRun makes a run folder as train would leave it: config.json, an
-// optional status.json, and optionally a "last" checkpoint pointer.
-func fakeRun(t *testing.T, dir string, cfg runs.Config, state string, checkpoint bool) {
-	t.Helper()
-	run, err := runs.Create(dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if state != "" {
-		if err := run.WriteStatus(runs.Status{State: state, Epochs: cfg.Epochs, EpochsDone: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if checkpoint {
-		ck := filepath.Join(dir, "checkpoints", "epoch-0001")
-		os.MkdirAll(ck, 0o755)
-		os.WriteFile(filepath.Join(ck, "state.json"), []byte(`{"epoch": 1, "step": 3}`), 0o644)
-		os.WriteFile(filepath.Join(ck, "variables.index"), nil, 0o644)
-		os.WriteFile(filepath.Join(ck, "variables.data-00000-of-00001"), nil, 0o644) // complete: index, data and state
-		os.WriteFile(filepath.Join(dir, "checkpoints", "last.json"), []byte(`{"folder": "epoch-0001"}`), 0o644)
-	}
-}
-
-// What the sweep does with a run follows from its folder.
-func TestSweepInspectRun(t *testing.T) {
-	data := t.TempDir()
-	planned := expandText(t, "runs:\n  - network: vgg8\n    lr: 1e-3\n    epochs: 2\n", sweepOverrides{})
-	r := planned[0]
-	cfg := runs.Config{Network: "vgg8", Classes: []string{"a", "b"}, Data: data, Epochs: 2,
-		Schedule: runs.Schedule{Base: 1e-3}}
-	cases := []struct {
-		name   string
-		make   func(dir string)
-		epochs int // --epochs override, 0: none
-		want   string
-		reason string
-	}{
-		{"no folder", func(string) {}, 0, actNew, ""},
-		{"empty folder", func(d string) { os.MkdirAll(d, 0o755) }, 0, actNew, ""},
-		{"finished", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 0, actSkip, ""},
-		{"finished, fewer epochs asked", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 1, actSkip, ""},
-		{"finished, more epochs asked", func(d string) { fakeRun(t, d, cfg, runs.StateFinished, true) }, 5, actExtend, ""},
-		{"interrupted", func(d string) { fakeRun(t, d, cfg, runs.StateInterrupted, true) }, 0, actResume, ""},
-		{"killed while running", func(d string) { fakeRun(t, d, cfg, runs.StateRunning, true) }, 0, actResume, ""},
-		{"no status.json", func(d string) { fakeRun(t, d, cfg, "", true) }, 0, actResume, ""},
-		{"failed with a checkpoint", func(d string) { fakeRun(t, d, cfg, runs.StateFailed, true) }, 0, actResume, ""},
-		{"killed before its first checkpoint", func(d string) { fakeRun(t, d, cfg, runs.StateRunning, false) }, 0, actRestart, ""},
-		{"junk without config.json", func(d string) {
-			os.MkdirAll(d, 0o755)
-			os.WriteFile(filepath.Join(d, "notes.txt"), []byte("mine"), 0o644)
-		}, 0, actRefuse, "no config.json"},
-		{"another run's settings", func(d string) {
-			other := cfg
-			other.Schedule.Base = 3e-4
-			fakeRun(t, d, other, runs.StateFinished, true)
-		}, 0, actRefuse, "lr"},
-		{"another network", func(d string) {
-			other := cfg
-			other.Network = "vgg10"
-			fakeRun(t, d, other, runs.StateFinished, true)
-		}, 0, actRefuse, "vgg10"},
-		{"other classes", func(d string) {
-			other := cfg
-			other.Classes = []string{"a", "c"}
-			fakeRun(t, d, other, runs.StateFinished, true)
-		}, 0, actRefuse, "classes"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := t.TempDir()
-			c.make(filepath.Join(out, r.Name))
-			run := r
-			if c.epochs > 0 {
-				run = expandText(t, "runs:\n  - network: vgg8\n    lr: 1e-3\n", sweepOverrides{Epochs: c.epochs})[0]
-			}
-			s := sweepSetup{out: out, data: data, classes: []string{"a", "b"}, runs: []sweepRun{run}}
-			st := inspectRun(s, run)
-			if st.action != c.want || !strings.Contains(st.reason, c.reason) {
-				t.Errorf("action %s (%s), want %s (%s)", st.action, st.reason, c.want, c.reason)
-			}
-		})
-	}
-}
-
-func TestSweepTailWriterKeepsLastLines(t *testing.T) {
-	var sink strings.Builder
-	tw := &tailWriter{w: &sink, keep: 2}
-	fmt.Fprint(tw, "one\ntwo\n\nthr")
-	fmt.Fprint(tw, "ee\rprogress\nfour")
-	if got := tw.lines(); !reflect.DeepEqual(got, []string{"three", "progress", "four"}) {
-		t.Errorf("lines %q", got)
-	}
-	if sink.String() != "one\ntwo\n\nthree\rprogress\nfour" {
-		t.Errorf("passed through %q", sink.String())
 	}
 }

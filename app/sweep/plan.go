@@ -1,17 +1,15 @@
-package app
+package sweep
 
 import (
 	"bytes"
 	"fmt"
 	"math"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kfash-tf/kfash-tf/app/settings"
 	"github.com/kfash-tf/kfash-tf/models/catalog"
 )
 
@@ -25,58 +23,9 @@ import (
 //	  - network: [vgg8, vgg10]
 //	    lr: [1e-4, 3e-4]
 //
-// Keys are `kfash-tf train` flag names without dashes. A run's settings are
-// the defaults overridden by its entry; lists expand to the cartesian product.
-
-// seedPresetPlan is the study's nine runs (spec: "Training recipes of the
-// study"), all 100 epochs with the fixed doubling augmentation, as
-// `train --recipe seed` does. It is a plan like any other, so that
-// `sweep --preset seed` and a plan file behave the same.
-const seedPresetPlan = `# The nine runs of the seed study.
-defaults:
-  recipe: seed
-  epochs: 100
-  augment: double
-runs:
-  - network: alexnet
-    batch-size: 128
-    optimizer: adam
-    lr: 1e-4
-    weight-decay: 1e-4
-    dropout: [0.6, 0.8]
-  - network: alexnet
-    batch-size: 128
-    optimizer: adam
-    lr: 1e-4
-    weight-decay: 1e-3
-    dropout: 0.8
-  - network: [vgg8, vgg10]
-    batch-size: 128
-    optimizer: adamw
-    lr: 1e-4
-    weight-decay: 0
-  - network: googlenet
-    batch-size: [32, 64]
-    optimizer: adamw
-    lr: 5e-5
-    weight-decay: 5e-3
-    dropout: 0.4
-  - network: resnet34
-    batch-size: 128
-    optimizer: adam
-    lr: 1e-4
-    weight-decay: 1e-4
-  - network: densenet
-    batch-size: 64
-    optimizer: adam
-    lr: 1e-4
-    weight-decay: 1e-4
-`
-
-// sweepPresets maps --preset names to their plans.
-func sweepPresets() map[string]string {
-	return map[string]string{"seed": seedPresetPlan}
-}
+// Keys are `kfash-tf train` flag names without dashes (the table of package
+// settings). A run's settings are the defaults overridden by its entry;
+// lists expand to the cartesian product.
 
 // planKeysOnlyAtTop are train flags a plan sets once for the whole sweep:
 // every run of a sweep trains on the same data, so that they compare.
@@ -94,74 +43,8 @@ type planSetting struct {
 	Flag, Value string
 }
 
-// sweepRun is one run of an expanded plan.
-type sweepRun struct {
-	Name     string
-	Network  string
-	Settings []planSetting // canonical order (see settingOrder); network excluded
-	// Entry is the number of the `runs` entry it comes from and Line its
-	// line in the plan file, for error messages.
-	Entry, Line int
-}
-
-// setting returns the value of flag in the run's settings.
-func (r sweepRun) setting(flag string) (string, bool) {
-	for _, s := range r.Settings {
-		if s.Flag == flag {
-			return s.Value, true
-		}
-	}
-	return "", false
-}
-
-// epochs is the number of epochs the run trains for: its setting, else the
-// recipe's, else train's default.
-func (r sweepRun) epochs() int {
-	if v, ok := r.setting("epochs"); ok {
-		n, _ := strconv.Atoi(v) // canonical: parsed when the plan was read
-		return n
-	}
-	if v, _ := r.setting("recipe"); v == "seed" {
-		if spec, err := catalog.Get(r.Network); err == nil {
-			return spec.Recipe.Epochs
-		}
-	}
-	return trainDefaults.epochs
-}
-
-// trainArgs are the arguments (after the program name) of the `kfash-tf
-// train` command that starts the run fresh in dir.
-func (r sweepRun) trainArgs(dir, data string, classes []string) []string {
-	args := []string{"train", r.Network, "--data", data}
-	if len(classes) > 0 {
-		args = append(args, "--classes", strings.Join(classes, ","))
-	}
-	args = append(args, "--out", dir)
-	for _, s := range r.Settings {
-		args = append(args, "--"+s.Flag+"="+s.Value)
-	}
-	return args
-}
-
-// resumeArgs are the arguments of the command that continues the run in
-// dir, whose config.json says cfgEpochs: a resume keeps the run's
-// configuration, may train longer or shorter (--epochs), and takes the
-// settings that only concern this process (prefetch, cache) afresh.
-func (r sweepRun) resumeArgs(dir string, cfgEpochs int) []string {
-	args := []string{"train", "--resume", dir}
-	if e := r.epochs(); e != cfgEpochs {
-		args = append(args, "--epochs", strconv.Itoa(e))
-	}
-	for _, f := range []string{"prefetch", "cache-mb"} {
-		if v, ok := r.setting(f); ok {
-			args = append(args, "--"+f+"="+v)
-		}
-	}
-	return args
-}
-
-// sweepPlan is a parsed plan file, before expansion.
-type sweepPlan struct {
+// plan is a parsed plan file, before expansion.
+type plan struct {
 	File     string // for messages: the plan file, or "preset seed"
 	Data     string
 	Classes  []string
@@ -182,30 +65,9 @@ type planKey struct {
 	Line   int
 }
 
-// flagKinds returns, for every train flag, its value type: "string",
-// "int", "float" or "bool".
-func flagKinds() map[string]string {
-	kinds := map[string]string{}
-	for _, f := range trainFlags() {
-		kind := "string"
-		switch f.(type) {
-		case *cli.IntFlag, *cli.Int64Flag:
-			kind = "int"
-		case *cli.Float64Flag:
-			kind = "float"
-		case *cli.BoolFlag:
-			kind = "bool"
-		}
-		for _, n := range f.Names() {
-			kinds[n] = kind
-		}
-	}
-	return kinds
-}
-
 // parsePlan reads a plan file's YAML; file names it in messages.
-func parsePlan(src []byte, file string) (sweepPlan, error) {
-	p := sweepPlan{File: file}
+func parsePlan(src []byte, file string) (plan, error) {
+	p := plan{File: file}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&doc); err != nil {
@@ -214,7 +76,6 @@ func parsePlan(src []byte, file string) (sweepPlan, error) {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return p, fmt.Errorf("%s: a plan is a mapping with 'runs:' (and optional data, classes, defaults)", file)
 	}
-	kinds := flagKinds()
 	top := doc.Content[0]
 	sawRuns := false
 	for i := 0; i+1 < len(top.Content); i += 2 {
@@ -232,10 +93,10 @@ func parsePlan(src []byte, file string) (sweepPlan, error) {
 				return p, fmt.Errorf("%s: classes must be a list of class folder names (or one comma-separated string)", at)
 			}
 			for _, c := range classes {
-				p.Classes = append(p.Classes, splitList(c)...)
+				p.Classes = append(p.Classes, settings.SplitList(c)...)
 			}
 		case "defaults":
-			e, err := parseEntry(v, file, kinds)
+			e, err := parseEntry(v, file)
 			if err != nil {
 				return p, err
 			}
@@ -246,7 +107,7 @@ func parsePlan(src []byte, file string) (sweepPlan, error) {
 				return p, fmt.Errorf("%s: runs must be a list of runs (each a mapping with network: and train settings)", at)
 			}
 			for _, item := range v.Content {
-				e, err := parseEntry(item, file, kinds)
+				e, err := parseEntry(item, file)
 				if err != nil {
 					return p, err
 				}
@@ -254,7 +115,7 @@ func parsePlan(src []byte, file string) (sweepPlan, error) {
 			}
 		default:
 			hint := ""
-			if _, isFlag := kinds[k.Value]; isFlag {
+			if _, isFlag := settings.Lookup(k.Value); isFlag {
 				hint = " (train settings go under defaults: or in a run)"
 			}
 			return p, fmt.Errorf("%s: unknown key %q: a plan has data, classes, defaults and runs%s", at, k.Value, hint)
@@ -272,7 +133,7 @@ func yamlError(err error) string {
 }
 
 // parseEntry reads a mapping of train flags (a run or the defaults).
-func parseEntry(n *yaml.Node, file string, kinds map[string]string) (planEntry, error) {
+func parseEntry(n *yaml.Node, file string) (planEntry, error) {
 	e := planEntry{Line: n.Line}
 	if n.Kind != yaml.MappingNode {
 		return e, fmt.Errorf("%s line %d: a run is a mapping of train settings (network: NAME, lr: 1e-4, ...)", file, n.Line)
@@ -286,10 +147,9 @@ func parseEntry(n *yaml.Node, file string, kinds map[string]string) (planEntry, 
 			return e, fmt.Errorf("%s: %q given twice", at, flag)
 		}
 		seen[flag] = true
-		kind, known := kinds[flag]
+		def, known := settings.Lookup(flag)
 		switch {
 		case flag == "network":
-			kind = "network"
 		case !known:
 			return e, fmt.Errorf("%s: unknown key %q: not a 'kfash-tf train' flag (see 'kfash-tf train --help')", at, k.Value)
 		case planKeysForbidden[flag] != "":
@@ -306,7 +166,7 @@ func parseEntry(n *yaml.Node, file string, kinds map[string]string) (planEntry, 
 		}
 		key := planKey{Flag: flag, Line: k.Line}
 		for _, r := range raw {
-			val, err := canonicalValue(kind, r)
+			val, err := canonicalValue(flag, def.Kind, r)
 			if err != nil {
 				return e, fmt.Errorf("%s: %s: %v", at, flag, err)
 			}
@@ -340,30 +200,32 @@ func scalarList(n *yaml.Node) ([]string, error) {
 	return nil, fmt.Errorf("give a value or a list of values")
 }
 
-// canonicalValue checks v against the flag's type and reprints it, so that
-// equal settings give equal arguments and folder names.
-func canonicalValue(kind, v string) (string, error) {
+// canonicalValue checks v, a value of flag (of kind k) or of network,
+// and reprints it, so that equal settings give equal arguments and folder
+// names.
+func canonicalValue(flag string, k settings.Kind, v string) (string, error) {
 	v = strings.TrimSpace(v)
-	switch kind {
-	case "network":
+	if flag == "network" {
 		spec, err := catalog.Get(v)
 		if err != nil {
 			return "", err
 		}
 		return spec.Name, nil
-	case "int":
+	}
+	switch k {
+	case settings.Int, settings.Int64:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return "", fmt.Errorf("%q is not a whole number", v)
 		}
 		return strconv.FormatInt(n, 10), nil
-	case "float":
+	case settings.Float:
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return "", fmt.Errorf("%q is not a number", v)
 		}
 		return compactFloat(f), nil
-	case "bool":
+	case settings.Bool:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return "", fmt.Errorf("%q is not true or false", v)
@@ -394,8 +256,8 @@ func compactFloat(f float64) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// sweepOverrides are command-line settings that replace the plan's.
-type sweepOverrides struct {
+// overrides are command-line settings that replace the plan's.
+type overrides struct {
 	Epochs int // > 0: every run's epochs
 }
 
@@ -403,9 +265,9 @@ type sweepOverrides struct {
 // defaults, lists expanded to the cartesian product (the first key written
 // varies slowest), each run named from its settings. Two runs with the
 // same name are an error.
-func (p sweepPlan) expand(o sweepOverrides) ([]sweepRun, error) {
-	var runs []sweepRun
-	byName := map[string]sweepRun{}
+func (p plan) expand(o overrides) ([]plannedRun, error) {
+	var runs []plannedRun
+	byName := map[string]plannedRun{}
 	for i, e := range p.entries {
 		keys := mergeKeys(p.defaults, e)
 		network := -1
@@ -422,7 +284,7 @@ func (p sweepPlan) expand(o sweepOverrides) ([]sweepRun, error) {
 			own[k.Flag] = true
 		}
 		for _, combo := range cartesian(keys) {
-			r := sweepRun{Entry: i + 1, Line: e.Line}
+			r := plannedRun{Entry: i + 1, Line: e.Line}
 			named := []planSetting{}
 			for k, key := range keys {
 				val := key.Values[combo[k]]
@@ -494,68 +356,4 @@ func setSetting(s []planSetting, flag, value string) []planSetting {
 		}
 	}
 	return append(s, planSetting{Flag: flag, Value: value})
-}
-
-// settingOrder is the order of settings in names and arguments: the
-// study's hyperparameters first, then train's flags in their --help order.
-func settingOrder() map[string]int {
-	order := map[string]int{}
-	for i, f := range []string{"batch-size", "optimizer", "lr", "weight-decay", "dropout"} {
-		order[f] = i
-	}
-	for i, f := range trainFlags() {
-		if _, ok := order[f.Names()[0]]; !ok {
-			order[f.Names()[0]] = 100 + i
-		}
-	}
-	return order
-}
-
-func sortSettings(s []planSetting) {
-	order := settingOrder()
-	sort.SliceStable(s, func(i, j int) bool { return order[s[i].Flag] < order[s[j].Flag] })
-}
-
-// nameParts gives the short form of a setting in a run folder's name; ""
-// as the prefix prints the value alone. Settings absent from the map are
-// printed as flag name + value.
-var nameParts = map[string]string{
-	"batch-size": "b", "optimizer": "", "lr": "lr", "weight-decay": "wd", "dropout": "do",
-	"momentum": "mom", "label-smoothing": "ls", "schedule": "", "warmup-epochs": "warm", "step-epochs": "step",
-	"clip-norm": "clip", "augment": "aug", "normalize": "norm", "class-weights": "cw", "no-decay-bn-bias": "nodecaybn",
-	"select": "sel", "patience": "pat",
-}
-
-// unnamedSettings change how a run executes or how long it trains, not what
-// it is: they stay out of folder names, so that `--epochs` can extend a run
-// and a different --workers still finds it.
-var unnamedSettings = map[string]bool{
-	"epochs": true, "workers": true, "prefetch": true, "cache-mb": true,
-	"intra-op-threads": true, "inter-op-threads": true, "device": true,
-}
-
-var unsafeNameChars = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)
-
-// runName is a run folder's name: the network, then the settings of its
-// plan entry (the defaults shared by every run stay out), e.g.
-// alexnet-b128-adam-lr1e-4-wd1e-3-do0.8.
-func runName(network string, named []planSetting) string {
-	parts := []string{network}
-	for _, s := range named {
-		if unnamedSettings[s.Flag] {
-			continue
-		}
-		prefix, ok := nameParts[s.Flag]
-		if !ok {
-			prefix = s.Flag
-		}
-		switch s.Value {
-		case "true":
-			parts = append(parts, prefix)
-		case "false": // a boolean flag off is train's default
-		default:
-			parts = append(parts, prefix+s.Value)
-		}
-	}
-	return strings.Trim(unsafeNameChars.ReplaceAllString(strings.Join(parts, "-"), "_"), ".")
 }

@@ -1,4 +1,4 @@
-package app
+package serve
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// batchModel is what the batcher runs: graphs.Model, or a stand-in in
+// batchModel is what the batcher runs: a graphs.Servable, or a stand-in in
 // tests.
 type batchModel interface {
 	Predict(images []float32, n int) ([]float32, error)
@@ -27,25 +27,39 @@ const streamWindow = 2
 
 // batchJob is one chunk of a request: n images (at most a batch) given
 // either as pixels (n×S×S×3 floats) or, for a model that decodes in its
-// graph, as encoded bytes.
+// graph, as encoded bytes. Its images may be spread over several model
+// runs; done gets one result once all are answered, or at the first error.
 type batchJob struct {
 	stream  *batchStream
 	n       int
 	pixels  []float32
 	encoded [][]byte
 	done    chan batchResult // buffered: the owner never blocks on a gone client
+
+	// The owner goroutine's bookkeeping (taken also under batcher.mu).
+	taken    int       // images handed to model runs so far
+	answered int       // images whose rows are in probs
+	probs    []float32 // n rows, filled as runs answer
+	settled  bool      // done has its result
 }
 
+// batchResult is what a job's owner receives.
 type batchResult struct {
 	probs []float32 // n rows
 	err   error
 }
 
-// batchStream is the queue of one request's jobs. The batcher serves the
-// streams round-robin, one job from each in turn, so that a small request
-// arriving during a large one waits about one model run, not the whole
-// large request; jobs of a stream whose context is done are dropped
-// unrun.
+// batchPart is the images [from, to) of a job in one model run.
+type batchPart struct {
+	job      *batchJob
+	from, to int
+}
+
+// batchStream is the queue of one request's jobs. The batcher fills each
+// model run one image at a time from each stream in turn, so a small
+// request arriving during a large one rides in the very next run beside
+// the large one's images, instead of waiting for its chunks; jobs of a
+// stream whose context is done are dropped unrun.
 type batchStream struct {
 	ctx    context.Context
 	jobs   []*batchJob // queued, oldest first; guarded by batcher.mu
@@ -126,6 +140,9 @@ func (b *batcher) enqueue(st *batchStream, j *batchJob) error {
 	}
 	if j.encoded == nil && len(j.pixels) != j.n*b.imageLen {
 		return fmt.Errorf("%d values for %d images of %d", len(j.pixels), j.n, b.imageLen)
+	}
+	if j.encoded != nil && len(j.encoded) != j.n {
+		return fmt.Errorf("%d encoded images for a job of %d", len(j.encoded), j.n)
 	}
 	j.stream, j.done = st, make(chan batchResult, 1)
 	b.mu.Lock()
@@ -224,59 +241,76 @@ func (b *batcher) unring(st *batchStream) {
 	}
 }
 
-// take removes and returns the next job of at most space images, visiting
-// the streams round-robin: the stream served goes to the back of the ring,
-// one whose next job does not fit keeps its place (it starts the next
-// batch). Jobs of requests already gone are answered with their error and
-// dropped. It returns nil when no queued job fits.
-func (b *batcher) take(space int) *batchJob {
+// fill adds up to space images to batch and returns it with the count
+// added. It visits the streams round-robin one image at a time: the stream
+// at the front of the ring gives its next image and goes to the back, so
+// every stream with queued work has an image in the run while there is
+// room, and a stream's turn carries over to the next run. Consecutive
+// images of one job make one part. Jobs of requests already gone are
+// answered with their error and dropped.
+func (b *batcher) fill(batch []batchPart, space int) ([]batchPart, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i := 0; i < len(b.ring); {
-		st := b.ring[i]
+	added := 0
+	for added < space && len(b.ring) > 0 {
+		st := b.ring[0]
+		b.ring = b.ring[1:]
 		for len(st.jobs) > 0 && st.ctx.Err() != nil {
-			st.jobs[0].done <- batchResult{err: st.ctx.Err()}
+			b.settle(st.jobs[0], batchResult{err: st.ctx.Err()})
 			st.jobs = st.jobs[1:]
 			b.dropped.Add(1)
 		}
 		if len(st.jobs) == 0 {
-			b.unring(st)
+			st.inRing = false
 			continue
 		}
 		j := st.jobs[0]
-		if j.n > space {
-			i++
-			continue
+		batch = addImage(batch, j)
+		added++
+		if j.taken == j.n {
+			st.jobs = st.jobs[1:]
 		}
-		st.jobs = st.jobs[1:]
-		b.ring = append(b.ring[:i], b.ring[i+1:]...)
 		if len(st.jobs) > 0 {
 			b.ring = append(b.ring, st)
 		} else {
 			st.inRing = false
 		}
-		return j
 	}
-	return nil
+	return batch, added
+}
+
+// addImage adds j's next image to batch: to the part that ends just
+// before it, or as a new part.
+func addImage(batch []batchPart, j *batchJob) []batchPart {
+	i := j.taken
+	j.taken++
+	for k := len(batch) - 1; k >= 0; k-- {
+		if p := &batch[k]; p.job == j && p.to == i {
+			p.to++
+			return batch
+		}
+	}
+	return append(batch, batchPart{job: j, from: i, to: i + 1})
 }
 
 // loop is the owner goroutine: it alone calls the model.
 func (b *batcher) loop() {
 	defer close(b.exited)
+	var batch []batchPart
 	for {
-		first := b.take(b.maxBatch)
-		if first == nil {
+		var n int
+		batch, n = b.fill(batch[:0], b.maxBatch)
+		if n == 0 {
 			select {
 			case <-b.wake:
 				continue
 			case <-b.stop:
 				// Closed: nothing more can be queued; finish what is.
-				if first = b.take(b.maxBatch); first == nil {
+				if batch, n = b.fill(batch[:0], b.maxBatch); n == 0 {
 					return
 				}
 			}
 		}
-		batch, n := []*batchJob{first}, first.n
 		var timer *time.Timer
 		var timeout <-chan time.Time
 		if b.wait > 0 && n < b.maxBatch {
@@ -285,8 +319,9 @@ func (b *batcher) loop() {
 		}
 	collect:
 		for n < b.maxBatch {
-			if j := b.take(b.maxBatch - n); j != nil {
-				batch, n = append(batch, j), n+j.n
+			var k int
+			if batch, k = b.fill(batch, b.maxBatch-n); k > 0 {
+				n += k
 				continue
 			}
 			if timeout == nil {
@@ -307,69 +342,101 @@ func (b *batcher) loop() {
 	}
 }
 
-// run predicts a batch: one model run for the pixel jobs, one for the
-// encoded ones. When a merged run fails, each job is run alone so that a
+// run predicts a batch: one model run for the parts of pixels, one for the
+// encoded ones. When a merged run fails, each part is run alone so that a
 // bad request fails by itself and not its neighbours.
-func (b *batcher) run(batch []*batchJob) {
-	var pix, enc []*batchJob
-	for _, j := range batch {
-		if j.encoded != nil {
-			enc = append(enc, j)
+func (b *batcher) run(batch []batchPart) {
+	var pix, enc []batchPart
+	for _, p := range batch {
+		if p.job.encoded != nil {
+			enc = append(enc, p)
 		} else {
-			pix = append(pix, j)
+			pix = append(pix, p)
 		}
 	}
-	for _, group := range [][]*batchJob{pix, enc} {
+	for _, group := range [][]batchPart{pix, enc} {
 		if len(group) == 0 {
 			continue
 		}
 		probs, err := b.predict(group)
 		if err != nil && len(group) > 1 {
-			for _, j := range group {
-				p, err := b.predict([]*batchJob{j})
-				j.done <- batchResult{probs: p, err: err}
+			for _, p := range group {
+				if !p.job.settled {
+					rows, err := b.predict([]batchPart{p})
+					b.answer(p, rows, err)
+				}
 			}
 			continue
 		}
 		off := 0
-		for _, j := range group {
+		for _, p := range group {
+			rows := (p.to - p.from) * b.classes
 			if err != nil {
-				j.done <- batchResult{err: err}
+				b.answer(p, nil, err)
 				continue
 			}
-			rows := j.n * b.classes
-			j.done <- batchResult{probs: probs[off : off+rows : off+rows]}
+			b.answer(p, probs[off:off+rows:off+rows], nil)
 			off += rows
 		}
 	}
 }
 
-// predict runs the model once on the jobs of one kind.
-func (b *batcher) predict(jobs []*batchJob) ([]float32, error) {
+// answer records the rows of a part, or its error. A job's result goes
+// out once all its images are answered, or at its first error.
+func (b *batcher) answer(p batchPart, rows []float32, err error) {
+	j := p.job
+	switch {
+	case j.settled:
+	case err != nil:
+		b.settle(j, batchResult{err: err})
+	case p.from == 0 && p.to == j.n:
+		b.settle(j, batchResult{probs: rows}) // the whole job in one run: no copy
+	default:
+		if j.probs == nil {
+			j.probs = make([]float32, j.n*b.classes)
+		}
+		copy(j.probs[p.from*b.classes:], rows)
+		if j.answered += p.to - p.from; j.answered == j.n {
+			b.settle(j, batchResult{probs: j.probs})
+		}
+	}
+}
+
+// settle sends a job's result, once.
+func (b *batcher) settle(j *batchJob, r batchResult) {
+	if !j.settled {
+		j.settled = true
+		j.done <- r
+	}
+}
+
+// predict runs the model once on parts of one kind.
+func (b *batcher) predict(parts []batchPart) ([]float32, error) {
 	n := 0
-	for _, j := range jobs {
-		n += j.n
+	for _, p := range parts {
+		n += p.to - p.from
 	}
 	b.runs.Add(1)
 	b.images.Add(int64(n))
-	if jobs[0].encoded != nil {
-		var all [][]byte
-		for _, j := range jobs {
-			all = append(all, j.encoded...)
+	if parts[0].job.encoded != nil {
+		all := make([][]byte, 0, n)
+		for _, p := range parts {
+			all = append(all, p.job.encoded[p.from:p.to]...)
 		}
 		return b.model.PredictBytes(all)
 	}
-	pixels := jobs[0].pixels
-	if len(jobs) > 1 {
-		// Predict copies into a TensorFlow tensor anyway: concatenate into
-		// a buffer the owner keeps, not a fresh one per batch.
-		if cap(b.buf) < n*b.imageLen {
-			b.buf = make([]float32, 0, b.maxBatch*b.imageLen)
-		}
-		pixels = b.buf[:0]
-		for _, j := range jobs {
-			pixels = append(pixels, j.pixels...)
-		}
+	if len(parts) == 1 {
+		p := parts[0]
+		return b.model.Predict(p.job.pixels[p.from*b.imageLen:p.to*b.imageLen], n)
+	}
+	// Predict copies into a TensorFlow tensor anyway: concatenate into a
+	// buffer the owner keeps, not a fresh one per batch.
+	if cap(b.buf) < n*b.imageLen {
+		b.buf = make([]float32, 0, b.maxBatch*b.imageLen)
+	}
+	pixels := b.buf[:0]
+	for _, p := range parts {
+		pixels = append(pixels, p.job.pixels[p.from*b.imageLen:p.to*b.imageLen]...)
 	}
 	return b.model.Predict(pixels, n)
 }

@@ -54,7 +54,8 @@ type TrainGraph struct {
 // definition shared by training, evaluation, prediction and export.
 func Preprocess(s *op.Scope, images tf.Output, mean, std [3]float32) tf.Output {
 	if mean == [3]float32{} && std == [3]float32{1, 1, 1} {
-		// --normalize none (the default): two passes over every batch saved.
+		// No normalisation (raw 0–255, the default): two passes over every
+		// batch saved.
 		return images
 	}
 	s = s.SubScope("preprocess")

@@ -28,14 +28,14 @@ import (
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
-var loaderClasses = []string{"circle", "square", "stripe"}
+var servableClasses = []string{"circle", "square", "stripe"}
 
-// loaderRun writes a run folder whose "last" checkpoint (epoch 2) holds
+// servableRun writes a run folder whose "last" checkpoint (epoch 2) holds
 // freshly initialised vgg8 weights: a servable run without training. It
 // returns the inference graph and the checkpoint prefix.
-func loaderRun(t *testing.T, dir string) (*graphs.InferenceGraph, string) {
+func servableRun(t *testing.T, dir string) (*graphs.InferenceGraph, string) {
 	t.Helper()
-	cfg := runs.Config{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Normalize: "none",
+	cfg := runs.Config{Network: "vgg8", InputSize: 150, Classes: servableClasses, Normalize: "none",
 		Std: [3]float32{1, 1, 1}, Seed: 5, Created: time.Now()}
 	ig, prefix, err := graphstest.UntrainedRun(dir, cfg, runs.CheckpointState{Epoch: 2, Step: 7, Time: time.Now()})
 	if err != nil {
@@ -44,11 +44,11 @@ func loaderRun(t *testing.T, dir string) (*graphs.InferenceGraph, string) {
 	return ig, prefix
 }
 
-// loaderSavedModel writes dir/saved_model.pb (tag serve, serving_default
+// servableSavedModel writes dir/saved_model.pb (tag serve, serving_default
 // only), dir/variables/ from the checkpoint at prefix and
 // dir/assets/labels.txt: a SavedModel as TensorFlow Serving loads it,
 // independent of kfash-tf's own exporter.
-func loaderSavedModel(t *testing.T, ig *graphs.InferenceGraph, prefix, dir string) {
+func servableSavedModel(t *testing.T, ig *graphs.InferenceGraph, prefix, dir string) {
 	t.Helper()
 	var def bytes.Buffer
 	if _, err := ig.Graph.WriteTo(&def); err != nil {
@@ -81,7 +81,7 @@ func loaderSavedModel(t *testing.T, ig *graphs.InferenceGraph, prefix, dir strin
 		SignatureDef: map[string]*corepb.SignatureDef{"serving_default": {
 			Inputs: map[string]*corepb.TensorInfo{"images": info(ig.Images, typespb.DataType_DT_FLOAT, -1, 150, 150, 3)},
 			Outputs: map[string]*corepb.TensorInfo{
-				"probabilities": info(ig.Probs, typespb.DataType_DT_FLOAT, -1, int64(len(loaderClasses))),
+				"probabilities": info(ig.Probs, typespb.DataType_DT_FLOAT, -1, int64(len(servableClasses))),
 				"classes":       info(ig.Classes, typespb.DataType_DT_INT64, -1),
 				"class_names":   info(ig.ClassNames, typespb.DataType_DT_STRING, -1),
 			},
@@ -103,7 +103,7 @@ func loaderSavedModel(t *testing.T, ig *graphs.InferenceGraph, prefix, dir strin
 	for _, suffix := range []string{".index", ".data-00000-of-00001"} {
 		copyFile(t, prefix+suffix, filepath.Join(dir, "variables", "variables"+suffix))
 	}
-	labels := strings.Join(loaderClasses, "\n") + "\n"
+	labels := strings.Join(servableClasses, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "assets", "labels.txt"), []byte(labels), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +128,8 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// loaderImages returns n random HWC RGB 0–255 images of side size.
-func loaderImages(n, size int, seed int64) []float32 {
+// servableImages returns n random HWC RGB 0–255 images of side size.
+func servableImages(n, size int, seed int64) []float32 {
 	rng := rand.New(rand.NewSource(seed))
 	out := make([]float32, n*size*size*3)
 	for i := range out {
@@ -153,25 +153,25 @@ func closeEnough(a, b []float32, tol float64) (int, bool) {
 // A run folder serves its checkpoint: best when there is one, last
 // otherwise; predictions are the Predictor's; encoded images go through the
 // training pipeline's decode and resize.
-func TestOpenModelRunFolder(t *testing.T) {
+func TestOpenServableRunFolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "myrun")
-	ig, prefix := loaderRun(t, dir)
-	m, err := graphs.OpenModel(dir, "best", runs.SessionConfig{})
+	ig, prefix := servableRun(t, dir)
+	m, err := graphs.OpenServable(dir, "best", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Name() != "myrun" || m.Version() != 2 || m.InputSize() != 150 || m.Kind() != graphs.ModelKindRun || m.DecodesInGraph() {
+	if m.Name() != "myrun" || m.Version() != 2 || m.InputSize() != 150 || m.Kind() != graphs.KindRun || m.DecodesInGraph() {
 		t.Errorf("name %q version %d size %d kind %q in-graph %v; want myrun 2 150 run false", m.Name(), m.Version(), m.InputSize(), m.Kind(), m.DecodesInGraph())
 	}
-	if got := strings.Join(m.Classes(), ","); got != strings.Join(loaderClasses, ",") {
+	if got := strings.Join(m.Classes(), ","); got != strings.Join(servableClasses, ",") {
 		t.Errorf("classes %s", got)
 	}
 	if !strings.Contains(m.Description(), "checkpoint last") {
 		t.Errorf("description %q does not say the last checkpoint was used (there is no best)", m.Description())
 	}
 
-	images := loaderImages(3, 150, 1)
+	images := servableImages(3, 150, 1)
 	probs, err := m.Predict(images, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestOpenModelRunFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	if i, ok := closeEnough(probs, want, 0); !ok {
-		t.Fatalf("Model.Predict differs from Predictor.Predict at %d: %v vs %v", i, probs, want)
+		t.Fatalf("Servable.Predict differs from Predictor.Predict at %d: %v vs %v", i, probs, want)
 	}
 	for r := 0; r < 3; r++ {
 		sum := probs[3*r] + probs[3*r+1] + probs[3*r+2]
@@ -255,8 +255,8 @@ func TestOpenModelRunFolder(t *testing.T) {
 	}
 
 	// The explicit name wins; a missing one is an error.
-	if _, err := graphs.OpenModel(dir, "nosuch", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
-		t.Errorf("OpenModel(checkpoint nosuch) = %v", err)
+	if _, err := graphs.OpenServable(dir, "nosuch", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+		t.Errorf("OpenServable(checkpoint nosuch) = %v", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -266,79 +266,79 @@ func TestOpenModelRunFolder(t *testing.T) {
 	}
 }
 
-func TestOpenModelErrors(t *testing.T) {
+func TestOpenServableErrors(t *testing.T) {
 	base := t.TempDir()
 	empty := filepath.Join(base, "empty")
 	os.Mkdir(empty, 0o755)
 	file := filepath.Join(base, "file.txt")
 	os.WriteFile(file, []byte("x"), 0o644)
 	for _, p := range []string{empty, file} {
-		_, err := graphs.OpenModel(p, "", runs.SessionConfig{})
+		_, err := graphs.OpenServable(p, "", runs.SessionConfig{})
 		if want := p + " is neither a run folder (config.json) nor a SavedModel (saved_model.pb)"; err == nil || err.Error() != want {
-			t.Errorf("OpenModel(%s) = %v, want %q", p, err, want)
+			t.Errorf("OpenServable(%s) = %v, want %q", p, err, want)
 		}
 	}
-	if _, err := graphs.OpenModel(filepath.Join(base, "absent"), "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "absent") {
-		t.Errorf("OpenModel(absent) = %v", err)
+	if _, err := graphs.OpenServable(filepath.Join(base, "absent"), "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "absent") {
+		t.Errorf("OpenServable(absent) = %v", err)
 	}
 
 	// A run with config.json but no checkpoint yet.
 	run := filepath.Join(base, "fresh")
-	if _, err := runs.Create(run, runs.Config{Network: "vgg8", InputSize: 150, Classes: loaderClasses, Std: [3]float32{1, 1, 1}}); err != nil {
+	if _, err := runs.Create(run, runs.Config{Network: "vgg8", InputSize: 150, Classes: servableClasses, Std: [3]float32{1, 1, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := graphs.OpenModel(run, "", runs.SessionConfig{})
+	_, err := graphs.OpenServable(run, "", runs.SessionConfig{})
 	if err == nil || !strings.Contains(err.Error(), "has no checkpoint") || !strings.Contains(err.Error(), run) {
-		t.Errorf("OpenModel(run without checkpoint) = %v", err)
+		t.Errorf("OpenServable(run without checkpoint) = %v", err)
 	}
 
 	// Version folders none of which is complete.
 	versions := filepath.Join(base, "export")
 	os.MkdirAll(filepath.Join(versions, "1", "variables"), 0o755)
-	if _, err := graphs.OpenModel(versions, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "none holds a saved_model.pb") {
-		t.Errorf("OpenModel(incomplete export) = %v", err)
+	if _, err := graphs.OpenServable(versions, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "none holds a saved_model.pb") {
+		t.Errorf("OpenServable(incomplete export) = %v", err)
 	}
 
 	// A SavedModel whose labels do not match its outputs.
 	dir := filepath.Join(base, "r")
-	ig, prefix := loaderRun(t, dir)
+	ig, prefix := servableRun(t, dir)
 	bad := filepath.Join(base, "bad", "1")
-	loaderSavedModel(t, ig, prefix, bad)
+	servableSavedModel(t, ig, prefix, bad)
 	os.WriteFile(filepath.Join(bad, "assets", "labels.txt"), []byte("a\nb\n"), 0o644)
-	if _, err := graphs.OpenModel(bad, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "names 2 classes but the model outputs 3") {
-		t.Errorf("OpenModel(SavedModel with 2 labels) = %v", err)
+	if _, err := graphs.OpenServable(bad, "", runs.SessionConfig{}); err == nil || !strings.Contains(err.Error(), "names 2 classes but the model outputs 3") {
+		t.Errorf("OpenServable(SavedModel with 2 labels) = %v", err)
 	}
 }
 
 // A SavedModel base folder serves its highest complete version, with the
 // run's predictions, its labels as classes and its signature's input size.
-func TestOpenModelSavedModel(t *testing.T) {
+func TestOpenServableSavedModel(t *testing.T) {
 	base := t.TempDir()
 	run := filepath.Join(base, "run")
-	ig, prefix := loaderRun(t, run)
+	ig, prefix := servableRun(t, run)
 	export := filepath.Join(base, "fashion")
-	loaderSavedModel(t, ig, prefix, filepath.Join(export, "1"))
-	loaderSavedModel(t, ig, prefix, filepath.Join(export, "3"))
+	servableSavedModel(t, ig, prefix, filepath.Join(export, "1"))
+	servableSavedModel(t, ig, prefix, filepath.Join(export, "3"))
 	os.MkdirAll(filepath.Join(export, "12", "variables"), 0o755) // an export in progress
 	os.MkdirAll(filepath.Join(export, "tmp-99"), 0o755)
 
-	m, err := graphs.OpenModel(export, "", runs.SessionConfig{})
+	m, err := graphs.OpenServable(export, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Name() != "fashion" || m.Version() != 3 || m.InputSize() != 150 || m.Kind() != graphs.ModelKindSavedModel || m.DecodesInGraph() {
+	if m.Name() != "fashion" || m.Version() != 3 || m.InputSize() != 150 || m.Kind() != graphs.KindSavedModel || m.DecodesInGraph() {
 		t.Errorf("name %q version %d size %d kind %q in-graph %v; want fashion 3 150 savedmodel false", m.Name(), m.Version(), m.InputSize(), m.Kind(), m.DecodesInGraph())
 	}
-	if got := strings.Join(m.Classes(), ","); got != strings.Join(loaderClasses, ",") {
+	if got := strings.Join(m.Classes(), ","); got != strings.Join(servableClasses, ",") {
 		t.Errorf("classes %s", got)
 	}
-	r, err := graphs.OpenModel(run, "", runs.SessionConfig{})
+	r, err := graphs.OpenServable(run, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	samePredictions(t, "SavedModel and run folder", m, r, loaderImages(2, 150, 9),
+	samePredictions(t, "SavedModel and run folder", m, r, servableImages(2, 150, 9),
 		[][]byte{augmenttest.PNG(1, 64, 3)}, 1e-6, 1e-6)
 	sigs := m.Signatures()
 	if s := sigs["serving_default"]; s.MethodName != "tensorflow/serving/predict" || s.Inputs["images"].Name == "" {
@@ -349,7 +349,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 	}
 
 	// The version folder itself loads too, as version 1.
-	v1, err := graphs.OpenModel(filepath.Join(export, "1"), "", runs.SessionConfig{})
+	v1, err := graphs.OpenServable(filepath.Join(export, "1"), "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestOpenModelSavedModel(t *testing.T) {
 // kfash-tf's own exporter (graphs/savedmodel.go, `kfash-tf export`), when
 // it is there: its SavedModel decodes images in the graph (serving_bytes)
 // and agrees with the run folder.
-func TestOpenModelExported(t *testing.T) {
+func TestOpenServableExported(t *testing.T) {
 	if _, err := os.Stat("savedmodel.go"); err != nil {
 		t.Skip("graphs/savedmodel.go is absent: no exporter to test against")
 	}
@@ -372,18 +372,18 @@ func TestOpenModelExported(t *testing.T) {
 	}
 	base := t.TempDir()
 	run := filepath.Join(base, "run")
-	loaderRun(t, run)
+	servableRun(t, run)
 	export := filepath.Join(base, "export")
 	out, err := exec.Command(bin, "export", run, "--out", export).CombinedOutput()
 	if err != nil {
 		t.Skipf("kfash-tf export %s --out %s failed (its interface may differ): %v\n%s", run, export, err, out)
 	}
-	m, err := graphs.OpenModel(export, "", runs.SessionConfig{})
+	m, err := graphs.OpenServable(export, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	r, err := graphs.OpenModel(run, "", runs.SessionConfig{})
+	r, err := graphs.OpenServable(run, "", runs.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestOpenModelExported(t *testing.T) {
 	// In-graph decoding (serving_bytes) resizes like the Go pipeline, up
 	// to rounding: hence the looser tolerance for encoded images.
 	files := [][]byte{augmenttest.PNG(0, 40, 1), augmenttest.PNG(2, 200, 2)}
-	samePredictions(t, "exported SavedModel and run folder", m, r, loaderImages(2, 150, 4), files, 1e-5, 1e-2)
+	samePredictions(t, "exported SavedModel and run folder", m, r, servableImages(2, 150, 4), files, 1e-5, 1e-2)
 	if _, err := m.PredictBytes([][]byte{augmenttest.PNGBomb(20000, 20000)}); !errors.Is(err, augment.ErrTooLarge) {
 		t.Errorf("in-graph PredictBytes(bomb) = %v, want ErrTooLarge before TensorFlow sees it", err)
 	}
@@ -409,7 +409,7 @@ func TestOpenModelExported(t *testing.T) {
 // samePredictions checks that two opened models agree: on decoded images
 // (Predict) within tolImages, on encoded files (PredictBytes) within
 // tolFiles. what names the pair in failures.
-func samePredictions(t *testing.T, what string, m, r *graphs.Model, images []float32, files [][]byte, tolImages, tolFiles float64) {
+func samePredictions(t *testing.T, what string, m, r *graphs.Servable, images []float32, files [][]byte, tolImages, tolFiles float64) {
 	t.Helper()
 	n := len(images) / (m.InputSize() * m.InputSize() * 3)
 	a, err := m.Predict(images, n)

@@ -1,4 +1,4 @@
-package app
+package serve
 
 import (
 	"context"
@@ -16,16 +16,23 @@ import (
 // batcher.
 
 // errRequestTimeout is the cause of the cancellation of a request that ran
-// past --request-timeout.
+// past RequestTimeout.
 var errRequestTimeout = errors.New("request timeout")
 
-// requestContext bounds a request by --request-timeout; it is also done
+// requestContext bounds a request by RequestTimeout; it is also done
 // when the client goes away or a shutdown's grace period ends.
 func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, errRequestTimeout)
 }
 
+// handlePredict answers :predict in the format of the request (row or
+// columnar), with TensorFlow Serving's output keys.
 func (s *Server) handlePredict(w *requestLog, r *http.Request) {
+	release, ok := s.admit(w)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	body, herr := s.readBody(w, r)
@@ -50,9 +57,9 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 	k := len(s.classes)
 	if rowFormat {
 		type row struct {
-			Probabilities []float32 `json:"probabilities"`
-			Classes       int64     `json:"classes"`
-			ClassNames    string    `json:"class_names"`
+			Probabilities []float32 `json:"probabilities"` // graphs.OutputProbabilities
+			Classes       int64     `json:"classes"`       // graphs.OutputClasses
+			ClassNames    string    `json:"class_names"`   // graphs.OutputClassNames
 		}
 		rows := make([]row, len(images))
 		for i := range rows {
@@ -64,9 +71,9 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 		return
 	}
 	type columns struct {
-		Probabilities [][]float32 `json:"probabilities"`
-		Classes       []int64     `json:"classes"`
-		ClassNames    []string    `json:"class_names"`
+		Probabilities [][]float32 `json:"probabilities"` // graphs.OutputProbabilities
+		Classes       []int64     `json:"classes"`       // graphs.OutputClasses
+		ClassNames    []string    `json:"class_names"`   // graphs.OutputClassNames
 	}
 	var out columns
 	for i := range images {
@@ -79,17 +86,17 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 	respondJSON(w, http.StatusOK, map[string]any{"outputs": out})
 }
 
-// tooManyInstances is the 413 of a request over --max-instances.
+// tooManyInstances is the 413 of a request over MaxInstances.
 func (s *Server) tooManyInstances(n string) *httpError {
 	return httpErrorf(http.StatusRequestEntityTooLarge,
-		"the request has %s images, more than the limit of %d per request (--max-instances): split it into several requests",
-		n, s.cfg.MaxInstances)
+		"the request has %s images, more than the limit of %d per request (%s): split it into several requests",
+		n, s.cfg.MaxInstances, flagRef(FlagMaxInstances))
 }
 
 // checkImages reads the headers of every encoded image of a request (the
 // GIFs' frame headers too) before any is decoded: each must be a supported
-// format within --max-pixels and --max-gif-frames, and together they must
-// declare at most --max-request-pixels. It records each image's format.
+// format within MaxPixels and MaxGIFFrames, and together they must
+// declare at most MaxRequestPixels. It records each image's format.
 func (s *Server) checkImages(images []imageInput) *httpError {
 	if len(images) > s.cfg.MaxInstances {
 		return s.tooManyInstances(fmt.Sprint(len(images)))
@@ -108,21 +115,22 @@ func (s *Server) checkImages(images []imageInput) *httpError {
 		total += info.Pixels
 		if total > s.cfg.MaxRequestPixels {
 			return httpErrorf(http.StatusRequestEntityTooLarge,
-				"the images of the request declare more than %d pixels in all (%d up to image %d), the limit per request (--max-request-pixels): send fewer or smaller images per request (nothing was decoded)",
-				s.cfg.MaxRequestPixels, total, i)
+				"the images of the request declare more than %d pixels in all (%d up to image %d), the limit per request (%s): send fewer or smaller images per request (nothing was decoded)",
+				s.cfg.MaxRequestPixels, total, i, flagRef(FlagMaxRequestPixels))
 		}
 	}
 	return nil
 }
 
 // predict runs checked images through the batcher, one chunk of at most
-// --max-batch images at a time, keeping streamWindow jobs in flight: the
+// MaxBatch images at a time, keeping streamWindow jobs in flight: the
 // next chunk is decoded (on the request's goroutine, so decoding uses
 // every core while the batcher's goroutine runs the model) while the
 // current one runs, and a request never holds more than two chunks of
-// decoded pixels whatever its size. The batcher serves requests
-// round-robin by chunk, so a large request does not hold back small ones;
-// when ctx ends, the chunks still queued are dropped.
+// decoded pixels whatever its size. The batcher fills each model run
+// round-robin, an image from each request in turn, so a large request does
+// not hold back small ones; when ctx ends, the chunks still queued are
+// dropped.
 func (s *Server) predict(ctx context.Context, images []imageInput) ([]float32, *httpError) {
 	st := s.batch.open(ctx)
 	defer s.batch.closeStream(st)
@@ -234,9 +242,9 @@ func imageError(i int, err error) *httpError {
 	e := &httpError{status: http.StatusBadRequest, image: i}
 	switch {
 	case errors.Is(err, augment.ErrTooManyFrames):
-		e.status, e.detail = http.StatusRequestEntityTooLarge, msg+" (--max-gif-frames)"
+		e.status, e.detail = http.StatusRequestEntityTooLarge, msg+" ("+flagRef(FlagMaxGIFFrames)+")"
 	case errors.Is(err, augment.ErrTooLarge):
-		e.status, e.detail = http.StatusRequestEntityTooLarge, msg+" (--max-pixels)"
+		e.status, e.detail = http.StatusRequestEntityTooLarge, msg+" ("+flagRef(FlagMaxPixels)+")"
 	case errors.Is(err, augment.ErrNotImage):
 		e.detail = msg
 	default:
@@ -247,7 +255,7 @@ func imageError(i int, err error) *httpError {
 }
 
 // runError maps a batcher failure: shutdown is 503, a request past
-// --request-timeout is 504, a client gone is logged as 499 (nginx's
+// RequestTimeout is 504, a client gone is logged as 499 (nginx's
 // convention; nobody reads it), a failed in-graph decode is the request's
 // fault (the batcher reran it alone), anything else is the server's.
 func (s *Server) runError(ctx context.Context, err error, encoded bool) *httpError {
@@ -256,7 +264,7 @@ func (s *Server) runError(ctx context.Context, err error, encoded bool) *httpErr
 	case errors.Is(err, errBatcherClosed) || errors.Is(cause, errShuttingDown):
 		return httpErrorf(http.StatusServiceUnavailable, "%v: retry on another replica or later", errShuttingDown)
 	case errors.Is(cause, errRequestTimeout):
-		return httpErrorf(http.StatusGatewayTimeout, "the request took longer than %s (--request-timeout) and was cancelled: send fewer images per request", s.cfg.RequestTimeout)
+		return httpErrorf(http.StatusGatewayTimeout, "the request took longer than %s (%s) and was cancelled: send fewer images per request", s.cfg.RequestTimeout, flagRef(FlagRequestTimeout))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return httpErrorf(499, "request cancelled: %v", err)
 	case encoded:

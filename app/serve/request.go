@@ -1,4 +1,4 @@
-package app
+package serve
 
 import (
 	"bytes"
@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kfash-tf/kfash-tf/graphs"
 )
 
-// The parsing of requests: bodies within --max-body, TensorFlow Serving's
+// The parsing of requests: bodies within MaxBody, TensorFlow Serving's
 // row ("instances") and columnar ("inputs") formats, b64 values and
-// numeric arrays, within --max-instances images. Nothing here decodes an
+// numeric arrays, within MaxInstances images. Nothing here decodes an
 // image or touches the model.
 
 // imageInput is one image of a request: pixels (S×S×3 floats) or encoded
@@ -35,7 +37,7 @@ type predictRequest struct {
 }
 
 // parsePredictRequest reads the body of :predict into its images, within
-// --max-instances; rowFormat tells which format the answer takes.
+// MaxInstances; rowFormat tells which format the answer takes.
 func (s *Server) parsePredictRequest(body []byte) (images []imageInput, rowFormat bool, herr *httpError) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, false, httpErrorf(http.StatusBadRequest, `empty request body: send {"instances": [...]} (row format) or {"inputs": ...} (columnar format)`)
@@ -53,10 +55,10 @@ func (s *Server) parsePredictRequest(body []byte) (images []imageInput, rowForma
 	}
 	sig := req.SignatureName
 	if sig == "" {
-		sig = serveSigDefault
+		sig = graphs.SignatureImages
 	}
-	if sig != serveSigDefault && sig != serveSigBytes {
-		return nil, false, httpErrorf(http.StatusBadRequest, "unknown signature_name %q: this model serves %s and %s", req.SignatureName, serveSigDefault, serveSigBytes)
+	if sig != graphs.SignatureImages && sig != graphs.SignatureBytes {
+		return nil, false, httpErrorf(http.StatusBadRequest, "unknown signature_name %q: this model serves %s and %s", req.SignatureName, graphs.SignatureImages, graphs.SignatureBytes)
 	}
 	if hasInstances {
 		images, herr = s.parseInstances(req.Instances, sig)
@@ -82,11 +84,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *http
 	return body, nil
 }
 
+// tooLarge is the 413 of a body over MaxBody: n bytes declared, or -1
+// when it was found while reading.
 func (s *Server) tooLarge(n int64) *httpError {
 	if n >= 0 {
-		return httpErrorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d bytes (--max-body)", n, s.cfg.MaxBody)
+		return httpErrorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the limit of %d bytes (%s)", n, s.cfg.MaxBody, flagRef(FlagMaxBody))
 	}
-	return httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (--max-body)", s.cfg.MaxBody)
+	return httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (%s)", s.cfg.MaxBody, flagRef(FlagMaxBody))
 }
 
 // parseInstances reads the row format: one image per instance, as a pixel
@@ -120,19 +124,19 @@ func (s *Server) parseInstances(raw json.RawMessage, sig string) ([]imageInput, 
 func (s *Server) parseImage(raw json.RawMessage, sig, key string) (imageInput, *httpError) {
 	switch firstByte(raw) {
 	case '[':
-		if sig == serveSigBytes || key == serveKeyImageBytes {
+		if sig == graphs.SignatureBytes || key == graphs.InputImageBytes {
 			return imageInput{}, httpErrorf(http.StatusBadRequest, `signature %s takes encoded images as {"b64": "..."}, not pixel arrays`, sig)
 		}
 		per := s.size * s.size * 3
 		vals, shape, err := parseNumbersMax(raw, per, per)
 		if errors.Is(err, errTooManyNumbers) {
-			return imageInput{}, httpErrorf(http.StatusBadRequest, "image of more than %d numbers; %s takes [%d][%d][3] (height, width, RGB 0–255)", per, serveSigDefault, s.size, s.size)
+			return imageInput{}, httpErrorf(http.StatusBadRequest, "image of more than %d numbers; %s takes [%d][%d][3] (height, width, RGB 0–255)", per, graphs.SignatureImages, s.size, s.size)
 		}
 		if err != nil {
 			return imageInput{}, httpErrorf(http.StatusBadRequest, "%v", err)
 		}
 		if len(shape) != 3 || shape[0] != s.size || shape[1] != s.size || shape[2] != 3 {
-			return imageInput{}, httpErrorf(http.StatusBadRequest, "image of shape %v; %s takes [%d][%d][3] (height, width, RGB 0–255), or an encoded image as {\"b64\": \"...\"}", shape, serveSigDefault, s.size, s.size)
+			return imageInput{}, httpErrorf(http.StatusBadRequest, "image of shape %v; %s takes [%d][%d][3] (height, width, RGB 0–255), or an encoded image as {\"b64\": \"...\"}", shape, graphs.SignatureImages, s.size, s.size)
 		}
 		return imageInput{pixels: vals}, nil
 	case '{':
@@ -154,11 +158,11 @@ func (s *Server) parseImage(raw json.RawMessage, sig, key string) (imageInput, *
 			return imageInput{}, httpErrorf(http.StatusBadRequest, "expected one input, %q, got an object with keys %s", s.inputKey(sig), objectKeys(obj))
 		}
 		for k, v := range obj {
-			if k != serveKeyImages && k != serveKeyImageBytes {
+			if k != graphs.InputImages && k != graphs.InputImageBytes {
 				return imageInput{}, httpErrorf(http.StatusBadRequest, "unknown input %q: signature %s takes %q", k, sig, s.inputKey(sig))
 			}
-			if sig == serveSigBytes && k == serveKeyImages {
-				return imageInput{}, httpErrorf(http.StatusBadRequest, `signature %s takes %q ({"b64": ...}), not %q`, sig, serveKeyImageBytes, serveKeyImages)
+			if sig == graphs.SignatureBytes && k == graphs.InputImages {
+				return imageInput{}, httpErrorf(http.StatusBadRequest, `signature %s takes %q ({"b64": ...}), not %q`, sig, graphs.InputImageBytes, graphs.InputImages)
 			}
 			return s.parseImage(v, sig, k)
 		}
@@ -168,11 +172,12 @@ func (s *Server) parseImage(raw json.RawMessage, sig, key string) (imageInput, *
 	return imageInput{}, httpErrorf(http.StatusBadRequest, "expected an image ([%d][%d][3] numbers or {\"b64\": \"...\"}), got %s", s.size, s.size, jsonKind(raw))
 }
 
+// inputKey is the input signature sig takes.
 func (s *Server) inputKey(sig string) string {
-	if sig == serveSigBytes {
-		return serveKeyImageBytes
+	if sig == graphs.SignatureBytes {
+		return graphs.InputImageBytes
 	}
-	return serveKeyImages
+	return graphs.InputImages
 }
 
 // parseInputs reads the columnar format: the batch of the signature's one
@@ -186,7 +191,7 @@ func (s *Server) parseInputs(raw json.RawMessage, sig string) ([]imageInput, *ht
 			return nil, httpErrorf(http.StatusBadRequest, "%v", err)
 		}
 		if _, ok := obj["b64"]; ok {
-			img, herr := s.parseImage(raw, sig, serveKeyImageBytes)
+			img, herr := s.parseImage(raw, sig, graphs.InputImageBytes)
 			if herr != nil {
 				return nil, herr
 			}
@@ -196,11 +201,11 @@ func (s *Server) parseInputs(raw json.RawMessage, sig string) ([]imageInput, *ht
 			return nil, httpErrorf(http.StatusBadRequest, "\"inputs\": expected one input, %q, got keys %s", s.inputKey(sig), objectKeys(obj))
 		}
 		for k, v := range obj {
-			if k != serveKeyImages && k != serveKeyImageBytes {
+			if k != graphs.InputImages && k != graphs.InputImageBytes {
 				return nil, httpErrorf(http.StatusBadRequest, "unknown input %q: signature %s takes %q", k, sig, s.inputKey(sig))
 			}
-			if sig == serveSigBytes && k == serveKeyImages {
-				return nil, httpErrorf(http.StatusBadRequest, `signature %s takes %q ({"b64": ...}), not %q`, sig, serveKeyImageBytes, serveKeyImages)
+			if sig == graphs.SignatureBytes && k == graphs.InputImages {
+				return nil, httpErrorf(http.StatusBadRequest, `signature %s takes %q ({"b64": ...}), not %q`, sig, graphs.InputImageBytes, graphs.InputImages)
 			}
 			key, raw = k, v
 		}
@@ -230,7 +235,7 @@ func (s *Server) parseInputs(raw json.RawMessage, sig string) ([]imageInput, *ht
 			if firstByte(it) != '{' && firstByte(it) != '"' {
 				return nil, httpErrorf(http.StatusBadRequest, "\"inputs\" item %d: expected {\"b64\": ...} like the first one, got %s", i, jsonKind(it))
 			}
-			img, herr := s.parseImage(it, sig, serveKeyImageBytes)
+			img, herr := s.parseImage(it, sig, graphs.InputImageBytes)
 			if herr != nil {
 				herr.msg = fmt.Sprintf("\"inputs\" item %d: %s", i, herr.msg)
 				return nil, herr
@@ -239,7 +244,7 @@ func (s *Server) parseInputs(raw json.RawMessage, sig string) ([]imageInput, *ht
 		}
 		return images, nil
 	}
-	if sig == serveSigBytes || key == serveKeyImageBytes {
+	if sig == graphs.SignatureBytes || key == graphs.InputImageBytes {
 		return nil, httpErrorf(http.StatusBadRequest, `signature %s takes encoded images as a list of {"b64": "..."}, not pixel arrays`, sig)
 	}
 	per := s.size * s.size * 3
@@ -251,7 +256,7 @@ func (s *Server) parseInputs(raw json.RawMessage, sig string) ([]imageInput, *ht
 		return nil, httpErrorf(http.StatusBadRequest, "\"inputs\": %v", err)
 	}
 	if len(shape) != 4 || shape[1] != s.size || shape[2] != s.size || shape[3] != 3 {
-		return nil, httpErrorf(http.StatusBadRequest, "\"inputs\" has shape %v; %s takes [N][%d][%d][3] (images, height, width, RGB 0–255)", shape, serveSigDefault, s.size, s.size)
+		return nil, httpErrorf(http.StatusBadRequest, "\"inputs\" has shape %v; %s takes [N][%d][%d][3] (images, height, width, RGB 0–255)", shape, graphs.SignatureImages, s.size, s.size)
 	}
 	images := make([]imageInput, shape[0])
 	for i := range images {
@@ -282,37 +287,7 @@ func decodeB64(raw json.RawMessage) ([]byte, *httpError) {
 	return data, nil
 }
 
-func firstByte(raw []byte) byte {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c
-	}
-	return 0
-}
-
-// jsonKind names the JSON type of raw, for error messages.
-func jsonKind(raw []byte) string {
-	switch c := firstByte(raw); {
-	case c == '[':
-		return "a list"
-	case c == '{':
-		return "an object"
-	case c == '"':
-		return "a string"
-	case c == 't' || c == 'f':
-		return "a boolean"
-	case c == 'n':
-		return "null"
-	case c == 0:
-		return "nothing"
-	default:
-		return "a number"
-	}
-}
-
+// objectKeys lists an object's keys, quoted and sorted, for error messages.
 func objectKeys(obj map[string]json.RawMessage) string {
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
@@ -323,145 +298,4 @@ func objectKeys(obj map[string]json.RawMessage) string {
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ", ")
-}
-
-// parseNumbers reads a rectangular nested JSON array of numbers into
-// float32 values (row-major) and its shape, without building a []any tree:
-// an image is tens of thousands of numbers. sizeHint preallocates.
-func parseNumbers(data []byte, sizeHint int) ([]float32, []int, error) {
-	return parseNumbersMax(data, sizeHint, 0)
-}
-
-// errTooManyNumbers stops parseNumbersMax at its limit.
-var errTooManyNumbers = errors.New("too many numbers")
-
-// parseNumbersMax is parseNumbers stopping with errTooManyNumbers after
-// maxVals values (0: no limit), before allocating for more: a body of
-// numbers is bounded by --max-body, but its floats take twice the space.
-func parseNumbersMax(data []byte, sizeHint, maxVals int) ([]float32, []int, error) {
-	if maxVals > 0 {
-		sizeHint = min(sizeHint, maxVals)
-	}
-	p := numParser{data: data, leaf: -1, vals: make([]float32, 0, sizeHint), max: maxVals}
-	for i := range p.dims {
-		p.dims[i] = -1
-	}
-	if err := p.value(0); err != nil {
-		return nil, nil, err
-	}
-	p.skipSpace()
-	if p.pos != len(p.data) {
-		return nil, nil, fmt.Errorf("unexpected %q after the array", p.data[p.pos])
-	}
-	if p.leaf <= 0 {
-		return nil, nil, errors.New("expected an array of numbers")
-	}
-	return p.vals, append([]int(nil), p.dims[:p.leaf]...), nil
-}
-
-type numParser struct {
-	data []byte
-	pos  int
-	vals []float32
-	dims [maxTensorRank]int // length of the arrays at each depth; -1 until known
-	leaf int                // depth of the numbers; -1 until the first one
-	max  int                // most values read (0: no limit)
-}
-
-func (p *numParser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
-
-func (p *numParser) value(depth int) error {
-	p.skipSpace()
-	if p.pos >= len(p.data) {
-		return errors.New("unexpected end of the array")
-	}
-	if p.data[p.pos] != '[' {
-		return p.number(depth)
-	}
-	if p.leaf >= 0 && depth >= p.leaf {
-		return fmt.Errorf("ragged array: a list where a number was expected (at depth %d)", depth)
-	}
-	if depth >= maxTensorRank {
-		return fmt.Errorf("array nested deeper than %d levels", maxTensorRank)
-	}
-	p.pos++
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		return fmt.Errorf("empty list at depth %d", depth)
-	}
-	count := 0
-	for {
-		if err := p.value(depth + 1); err != nil {
-			return err
-		}
-		count++
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return errors.New("unexpected end of the array")
-		}
-		c := p.data[p.pos]
-		p.pos++
-		if c == ']' {
-			break
-		}
-		if c != ',' {
-			return fmt.Errorf("unexpected %q in an array", c)
-		}
-	}
-	switch d := p.dims[depth]; {
-	case d < 0:
-		p.dims[depth] = count
-	case d != count:
-		return fmt.Errorf("ragged array: lists of %d and %d elements at depth %d", d, count, depth)
-	}
-	return nil
-}
-
-// number reads one JSON number as a float32; a fast path takes the plain
-// small integers pixel arrays are made of.
-func (p *numParser) number(depth int) error {
-	if p.leaf < 0 {
-		p.leaf = depth
-	} else if depth != p.leaf {
-		return fmt.Errorf("ragged array: a number where a list was expected (at depth %d)", depth)
-	}
-	start := p.pos
-	v, plain := 0, true
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		if c >= '0' && c <= '9' {
-			v = v*10 + int(c-'0')
-		} else if c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-			plain = false
-		} else {
-			break
-		}
-		p.pos++
-	}
-	tok := p.data[start:p.pos]
-	if len(tok) == 0 {
-		return fmt.Errorf("expected numbers (float32 pixels), found %s", jsonKind(p.data[start:]))
-	}
-	if p.max > 0 && len(p.vals) >= p.max {
-		return errTooManyNumbers
-	}
-	if plain && len(tok) <= 9 {
-		p.vals = append(p.vals, float32(v))
-		return nil
-	}
-	f, err := strconv.ParseFloat(string(tok), 32)
-	if err != nil {
-		return fmt.Errorf("%q is not a float32 number", tok)
-	}
-	p.vals = append(p.vals, float32(f))
-	return nil
 }

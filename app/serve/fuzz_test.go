@@ -1,4 +1,4 @@
-package app
+package serve
 
 import (
 	"os"
@@ -11,9 +11,9 @@ import (
 // error or images within the limits, never panic. Seeds:
 // testdata/fuzz/serve-request at the top of the repository.
 func FuzzPredictRequest(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "serve-request", "*"))
+	seeds, err := filepath.Glob(filepath.Join("..", "..", "testdata", "fuzz", "serve-request", "*"))
 	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seed corpus in ../testdata/fuzz/serve-request: %v", err)
+		f.Fatalf("no seed corpus in ../../testdata/fuzz/serve-request: %v", err)
 	}
 	for _, p := range seeds {
 		data, err := os.ReadFile(p)
@@ -23,7 +23,7 @@ func FuzzPredictRequest(f *testing.F) {
 		f.Add(data)
 	}
 	// A server without a model: parsing never touches it.
-	s := &Server{cfg: ServeConfig{Name: "kfash", MaxInstances: 4}.withDefaults(), size: 2, classes: serveTestClasses}
+	s := &Server{cfg: Config{Name: "kfash", MaxInstances: 4}.withDefaults(), size: 2, classes: serveTestClasses}
 	per := s.size * s.size * 3
 	f.Fuzz(func(t *testing.T, body []byte) {
 		images, _, herr := s.parsePredictRequest(body)

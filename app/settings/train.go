@@ -1,0 +1,132 @@
+package settings
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+
+	"github.com/kfash-tf/kfash-tf/augment"
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/models/catalog"
+)
+
+// train is the table: every `kfash-tf train` flag, in --help order.
+//
+// The defaults are a run's settings without --recipe. Pixels go in raw
+// (0–255), as in the study: with PyTorch's default initialisation the
+// BN-free networks (vgg8, vgg10, googlenet) start several times faster on
+// raw pixels than on normalised ones, whose signal fades through the layers.
+var train = []Setting{
+	{Name: "data", Kind: String, Usage: "dataset folder: Train/ Validation/ [Test/] of class folders (any letter case)",
+		// No Recorded: the sweep compares it as a folder (two paths may name
+		// the same one), with the classes, by itself.
+		Apply: func(c *runs.Config, v Value) { c.Data = v.String }},
+	{Name: "classes", Kind: String, Usage: "comma-separated classes to use, in label order (default: every class folder, sorted)"},
+	{Name: "out", Kind: String, Usage: "run folder (default runs/NETWORK-YYYYmmdd-HHMMSS)"},
+	{Name: "resume", Kind: String, Usage: "continue the run in this folder with its configuration, from its last checkpoint (see --from); a run killed before its first checkpoint starts again from epoch 1"},
+	{Name: "from", Kind: String, Default: Value{String: "last"}, Usage: "with --resume: the checkpoint to continue from, last or best (when last is unreadable; later epochs are redone)"},
+	{Name: "recipe", Kind: String, Usage: "'seed': the study's hyperparameters for the network (batch, optimizer, lr, decay, dropout, 100 epochs, doubling augmentation); flags given override it",
+		Apply:    func(c *runs.Config, v Value) { c.Recipe = v.String },
+		Recorded: func(c runs.Config) string { return c.Recipe }},
+	{Name: "epochs", Kind: Int, Default: Value{Int: 10}, Range: AtLeast(1), Usage: "epochs to train",
+		Apply: func(c *runs.Config, v Value) { c.Epochs = int(v.Int) }},
+	{Name: "batch-size", Kind: Int, Default: Value{Int: 32}, Range: BatchRange, Usage: "images per step",
+		Apply:    func(c *runs.Config, v Value) { c.BatchSize = int(v.Int) },
+		Recorded: func(c runs.Config) string { return strconv.Itoa(c.BatchSize) }},
+	{Name: "optimizer", Kind: String, Default: Value{String: "adamw"}, Usage: "adam (L2 coupled, as PyTorch's Adam), adamw (decoupled decay) or sgd (momentum)",
+		Apply:    func(c *runs.Config, v Value) { c.Optimizer.Name = v.String },
+		Recorded: func(c runs.Config) string { return c.Optimizer.Name }},
+	{Name: "lr", Kind: Float, Default: Value{Float: 3e-4}, Range: Positive(), Usage: "learning rate (peak of the schedule)",
+		Apply:    func(c *runs.Config, v Value) { c.Schedule.Base = v.Float },
+		Recorded: func(c runs.Config) string { return formatFloat(c.Schedule.Base) }},
+	{Name: "weight-decay", Kind: Float, Default: Value{Float: 1e-4}, Range: AtLeast(0), Usage: "weight decay λ",
+		Apply:    func(c *runs.Config, v Value) { c.Optimizer.WeightDecay = v.Float },
+		Recorded: func(c runs.Config) string { return formatFloat(c.Optimizer.WeightDecay) }},
+	{Name: "momentum", Kind: Float, Default: Value{Float: 0.9}, Range: Fraction(), Usage: "sgd momentum",
+		Apply: func(c *runs.Config, v Value) { c.Optimizer.Momentum = v.Float }},
+	{Name: "no-decay-bn-bias", Kind: Bool, Usage: "apply weight decay to conv and dense kernels only, not to biases and batch-norm parameters",
+		Apply: func(c *runs.Config, v Value) { c.Optimizer.NoDecayBNBias = v.Bool }},
+	{Name: "schedule", Kind: String, Default: Value{String: "constant"}, Usage: "learning-rate schedule: constant, cosine (with --warmup-epochs) or step (with --step-epochs, --gamma)",
+		Apply:    func(c *runs.Config, v Value) { c.Schedule.Kind = v.String },
+		Recorded: func(c runs.Config) string { return c.Schedule.Kind }},
+	{Name: "warmup-epochs", Kind: Float, Range: AtLeast(0), Usage: "cosine: linear warmup length in epochs",
+		Apply: func(c *runs.Config, v Value) { c.Schedule.WarmupEpochs = v.Float }},
+	{Name: "step-epochs", Kind: Int, Default: Value{Int: 30}, Range: AtLeast(1), Usage: "step: epochs between decays",
+		Apply: func(c *runs.Config, v Value) { c.Schedule.StepEpochs = int(v.Int) }},
+	// A step decay multiplies the rate by gamma: above 1 it would grow
+	// without bound.
+	{Name: "gamma", Kind: Float, Default: Value{Float: 0.1}, Range: &Range{Lo: 0, Hi: 1, LoOpen: true}, Usage: "step: decay factor",
+		Apply: func(c *runs.Config, v Value) { c.Schedule.Gamma = v.Float }},
+	{Name: "clip-norm", Kind: Float, Range: AtLeast(0), Usage: "clip gradients to this global norm (0: off)",
+		Apply: func(c *runs.Config, v Value) { c.Optimizer.ClipNorm = v.Float }},
+	{Name: "label-smoothing", Kind: Float, Range: Fraction(), Usage: "label smoothing ε",
+		Apply:    func(c *runs.Config, v Value) { c.LabelSmoothing = float32(v.Float) },
+		Recorded: func(c runs.Config) string { return formatFloat(float64(c.LabelSmoothing)) }},
+	// The default -1 keeps the network's own rate, which train sets before
+	// applying the flags; a given rate is in [0, 1) (Range).
+	{Name: "dropout", Kind: Float, Default: Value{Float: -1}, Range: Fraction(), Usage: "dropout rate for networks with dropout (default: the study's for the network)",
+		Apply: func(c *runs.Config, v Value) {
+			if v.Float >= 0 {
+				c.Dropout = float32(v.Float)
+			}
+		},
+		Recorded: func(c runs.Config) string { return formatFloat(float64(c.Dropout)) }},
+	{Name: "normalize", Kind: String, Default: Value{String: "none"}, Usage: "pixel preprocessing, inside the graph: none (raw 0-255, as the study), unit (/255) or imagenet",
+		Apply:    func(c *runs.Config, v Value) { c.Normalize = v.String },
+		Recorded: func(c runs.Config) string { return c.Normalize }},
+	{Name: "augment", Kind: String, Default: Value{String: "online"}, Usage: "online (fresh flip/rotation each epoch), double (the study's fixed doubling) or none",
+		Apply:    func(c *runs.Config, v Value) { c.Augment = v.String },
+		Recorded: func(c runs.Config) string { return c.Augment }},
+	// Resolved against the dataset's class counts: config.json records the
+	// weights, not the flag.
+	{Name: "class-weights", Kind: String, Default: Value{String: "none"}, Usage: "none, or auto (inverse class frequency) for imbalanced folders"},
+	{Name: "seed", Kind: Int64, Default: Value{Int: 1}, Usage: "seed of the data order, augmentation, initial weights and dropout",
+		Apply:    func(c *runs.Config, v Value) { c.Seed = v.Int },
+		Recorded: func(c runs.Config) string { return strconv.FormatInt(c.Seed, 10) }},
+	{Name: "select", Kind: String, Default: Value{String: runs.SelectValAcc}, Usage: "best checkpoint by val_acc (the study's rule: first epoch with the highest) or val_loss",
+		Apply:    func(c *runs.Config, v Value) { c.Select = v.String },
+		Recorded: func(c runs.Config) string { return c.Select }},
+	{Name: "patience", Kind: Int, Range: AtLeast(0), Usage: "stop after N epochs without a better --select metric (0: off)",
+		Apply: func(c *runs.Config, v Value) { c.Patience = int(v.Int) }},
+	{Name: "workers", Kind: Int, Default: Value{Int: int64(runtime.NumCPU())}, Range: WorkersRange, Usage: "image decoding goroutines",
+		Apply: func(c *runs.Config, v Value) { c.Workers = int(v.Int) }},
+	{Name: "prefetch", Kind: Int, Default: Value{Int: 2}, Range: Between(0, 1024), Usage: "batches prepared ahead of the training step"},
+	// MiB, shifted into bytes: the bound keeps the shift from overflowing.
+	{Name: "cache-mb", Kind: Int, Range: Between(0, 1<<30), Usage: "keep decoded, resized images in memory if they fit in this many MiB (0: stream from disk)"},
+	{Name: "intra-op-threads", Kind: Int, Range: ThreadsRange, Usage: "threads inside one TensorFlow op (0: the core count)",
+		Apply: func(c *runs.Config, v Value) { c.Session.IntraOpThreads = int(v.Int) }},
+	{Name: "inter-op-threads", Kind: Int, Range: ThreadsRange, Usage: "TensorFlow ops run in parallel (0: TensorFlow's default)",
+		Apply: func(c *runs.Config, v Value) { c.Session.InterOpThreads = int(v.Int) }},
+	{Name: "device", Kind: String, Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)",
+		Apply: func(c *runs.Config, v Value) { c.Session.Device = v.String }},
+}
+
+// formatFloat spells a recorded number in the shortest form that reads
+// back the same.
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// RecipeSeed is the one recipe: the study's hyperparameters.
+const RecipeSeed = "seed"
+
+// Recipe returns the settings that --recipe name gives network e, by
+// setting name: the flags a user gives override them. The empty name is no
+// recipe (nil, no error).
+func Recipe(name string, e catalog.Entry) (map[string]Value, error) {
+	switch name {
+	case "":
+		return nil, nil
+	case RecipeSeed:
+		r := e.Recipe
+		// The recipe's dropout is the network's own: train uses it without
+		// a recipe too (see the dropout setting).
+		return map[string]Value{
+			"epochs":       {Int: int64(r.Epochs)},
+			"batch-size":   {Int: int64(r.BatchSize)},
+			"optimizer":    {String: r.Optimizer},
+			"lr":           {Float: r.LR},
+			"weight-decay": {Float: r.WeightDecay},
+			"augment":      {String: string(augment.ModeDouble)},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown --recipe %q: the only recipe is 'seed' (the study's hyperparameters)", name)
+}
