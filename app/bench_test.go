@@ -2,82 +2,19 @@ package app
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/kfash-tf/kfash-tf/app/benchmark"
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/models"
 )
 
 // Benchmarks are not tests: nothing here asserts a speed, only that the
 // figures are produced and consistent.
-
-func TestTimeStepsHonoursWarmupStepsAndTime(t *testing.T) {
-	cases := []struct {
-		name              string
-		warmup, minSteps  int
-		minTime, stepTime time.Duration
-		wantCalls         int // exact when minTime is 0
-	}{
-		{"steps_only", 2, 3, 0, 0, 5},
-		{"no_warmup", 0, 1, 0, 0, 1},
-		{"time_dominates", 1, 1, 30 * time.Millisecond, 5 * time.Millisecond, -1},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			calls := 0
-			times, err := timeSteps(c.warmup, c.minSteps, c.minTime, func() error {
-				calls++
-				time.Sleep(c.stepTime)
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if calls != c.warmup+len(times) {
-				t.Errorf("%d calls, %d timed + %d warm-up", calls, len(times), c.warmup)
-			}
-			if c.wantCalls >= 0 && calls != c.wantCalls {
-				t.Errorf("%d calls, want %d", calls, c.wantCalls)
-			}
-			var total time.Duration
-			for _, d := range times {
-				total += d
-			}
-			if len(times) < c.minSteps || total < c.minTime {
-				t.Errorf("%d steps in %v, want at least %d and %v", len(times), total, c.minSteps, c.minTime)
-			}
-		})
-	}
-	boom := errors.New("boom")
-	if _, err := timeSteps(1, 1, 0, func() error { return boom }); !errors.Is(err, boom) {
-		t.Errorf("error %v, want boom", err)
-	}
-}
-
-func TestStepTimesSummary(t *testing.T) {
-	st := stepTimes{100 * time.Millisecond, 300 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
-	s := st.summary(8, 2, true)
-	if s.Steps != 4 || s.Batch != 8 || s.WarmupSteps != 2 {
-		t.Errorf("summary %+v", s)
-	}
-	if math.Abs(s.Seconds-1) > 1e-9 || math.Abs(s.ImagesPerSecond-32) > 1e-9 {
-		t.Errorf("%v s, %v images/s; want 1 s, 32 images/s", s.Seconds, s.ImagesPerSecond)
-	}
-	if s.MedianMS != 250 || math.Abs(s.P90MS-370) > 1e-9 {
-		t.Errorf("median %v, p90 %v; want 250, 370", s.MedianMS, s.P90MS)
-	}
-	if len(s.StepMS) != 4 || s.StepMS[0] != 100 {
-		t.Errorf("step list %v", s.StepMS)
-	}
-	if s := st.summary(8, 2, false); s.StepMS != nil {
-		t.Errorf("step list kept without asking: %v", s.StepMS)
-	}
-}
 
 func TestParseMeasures(t *testing.T) {
 	m, err := parseMeasures("train, latency")
@@ -99,7 +36,7 @@ func TestBenchCommandJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep BenchReport
+	var rep benchmark.Report
 	if err := json.Unmarshal([]byte(text), &rep); err != nil {
 		t.Fatalf("%v in\n%s", err, text)
 	}
@@ -114,7 +51,7 @@ func TestBenchCommandJSON(t *testing.T) {
 	if rep.Train == nil || rep.Infer == nil || rep.Latency == nil {
 		t.Fatalf("missing measures: %+v", rep)
 	}
-	for name, tm := range map[string]BenchTiming{"train": rep.Train.BenchTiming, "infer": *rep.Infer, "latency": *rep.Latency} {
+	for name, tm := range map[string]benchmark.Timing{"train": rep.Train.Timing, "infer": *rep.Infer, "latency": *rep.Latency} {
 		want := map[string]int{"train": 2, "infer": 3, "latency": 1}[name]
 		if tm.Batch != want || tm.Steps != 2 || len(tm.StepMS) != 2 || !(tm.ImagesPerSecond > 0) || tm.WarmupSteps != 1 {
 			t.Errorf("%s: %+v", name, tm)
@@ -125,6 +62,37 @@ func TestBenchCommandJSON(t *testing.T) {
 	}
 	if rep.PeakRSSBytes > 0 && rep.Train.PeakRSSBytes > rep.PeakRSSBytes {
 		t.Errorf("peak RSS after training %d above the final peak %d", rep.Train.PeakRSSBytes, rep.PeakRSSBytes)
+	}
+}
+
+// --graph-out writes the training graph and the tensor names a profiler
+// feeds and fetches; a path that cannot be written is named with the flag.
+func TestBenchGraphOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "train.pb")
+	if _, err := runApp(t, "bench", "vgg8", "--measure", "train", "--batch", "1", "--warmup", "0", "--steps", "1",
+		"--min-seconds", "0", "--graph-out", path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("graph: %v, %v", fi, err)
+	}
+	raw, err := os.ReadFile(path + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names map[string]interface{}
+	if err := json.Unmarshal(raw, &names); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"images", "labels", "lr", "rng_step", "loss", "correct", "step", "init", "logits", "probs"} {
+		if names[k] == nil {
+			t.Errorf("%s.json lacks %q: %s", path, k, raw)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "missing", "train.pb")
+	_, err = runApp(t, "bench", "vgg8", "--measure", "train", "--steps", "1", "--min-seconds", "0", "--graph-out", bad)
+	if err == nil || !strings.HasPrefix(err.Error(), "--graph-out "+bad+": ") {
+		t.Errorf("unwritable --graph-out: %v", err)
 	}
 }
 
@@ -152,7 +120,7 @@ func TestBenchMatMul(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res BenchMatMul
+	var res benchmark.MatMulResult
 	if err := json.Unmarshal([]byte(text), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +139,7 @@ func TestBenchPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res []BenchPipeline
+	var res []benchmark.PipelineResult
 	if err := json.Unmarshal([]byte(text), &res); err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,23 @@ func inFlagTerms(err error) error {
 	if err == nil || errors.As(err, &worded) {
 		return err
 	}
-	var noGPU *graphs.NoGPUError
+	var (
+		noGPU     *graphs.NoGPUError
+		untrained *graphs.UntrainedRunError
+		missing   *graphs.MissingCheckpointError
+		exists    *graphs.ExportExistsError
+	)
 	switch {
 	case errors.As(err, &noGPU):
 		return &flagWorded{msg: "--device gpu: " + err.Error(), err: err}
+	case errors.As(err, &untrained): // predict and serve of a run folder
+		return &flagWorded{msg: err.Error() + ", e.g. kfash-tf train --resume " + untrained.Dir, err: err}
+	case errors.As(err, &missing):
+		// Export resolves a missing checkpoint to this error only when the
+		// run has a last one.
+		return &flagWorded{msg: err.Error() + " (try --checkpoint last)", err: err}
+	case errors.As(err, &exists):
+		return &flagWorded{msg: err.Error() + ": export as another --version, or remove it first", err: err}
 	case errors.Is(err, graphs.ErrNonFinite):
 		// The loop stops before the epoch's checkpoint: the last one is of
 		// the last good epoch.

@@ -363,15 +363,42 @@ func resolveExportCheckpoint(run runs.Run, name string) (prefix, used string, st
 	if _, lerr := run.ResolveCheckpoint("last"); errors.Is(lerr, runs.ErrNoCheckpoint) {
 		return "", "", st, nil, fmt.Errorf("run %s has no checkpoint yet: train it first", run.Dir)
 	}
-	return "", "", st, nil, fmt.Errorf("run %s has no '%s' checkpoint (try --checkpoint last)", run.Dir, name)
+	return "", "", st, nil, &MissingCheckpointError{Dir: run.Dir, Checkpoint: name}
 }
 
-// refuseExisting fails when path exists.
+// MissingCheckpointError is ExportSavedModel's error for a checkpoint asked
+// for by name that the run lacks, although it has another one to export.
+type MissingCheckpointError struct {
+	Dir        string // the run folder
+	Checkpoint string // the checkpoint asked for: "best" or "last"
+}
+
+// Error names the run and the missing checkpoint.
+func (e *MissingCheckpointError) Error() string {
+	return fmt.Sprintf("run %s has no '%s' checkpoint", e.Dir, e.Checkpoint)
+}
+
+// Unwrap returns runs.ErrNoCheckpoint.
+func (e *MissingCheckpointError) Unwrap() error { return runs.ErrNoCheckpoint }
+
+// ExportExistsError is ExportSavedModel's error for a version folder that
+// already exists: an export never overwrites one.
+type ExportExistsError struct {
+	Path string // OUT/<version>
+}
+
+// Error names the folder.
+func (e *ExportExistsError) Error() string { return e.Path + " already exists" }
+
+// Unwrap returns fs.ErrExist.
+func (e *ExportExistsError) Unwrap() error { return fs.ErrExist }
+
+// refuseExisting fails with an *ExportExistsError when path exists.
 func refuseExisting(path string) error {
 	_, err := os.Lstat(path)
 	switch {
 	case err == nil:
-		return fmt.Errorf("%s already exists: export as another --version, or remove it first", path)
+		return &ExportExistsError{Path: path}
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	default:

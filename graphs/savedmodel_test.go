@@ -1,6 +1,8 @@
 package graphs
 
 import (
+	"errors"
+	"io/fs"
 	"math"
 	"math/rand"
 	"os"
@@ -281,8 +283,9 @@ func TestExportSavedModel(t *testing.T) {
 
 	// Never overwritten.
 	_, err = ExportSavedModel(run.Dir, out, ExportOptions{})
-	if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), v1) {
-		t.Errorf("exporting onto %s: %v, want 'already exists' naming it", v1, err)
+	var exists *ExportExistsError
+	if !errors.As(err, &exists) || exists.Path != v1 || !errors.Is(err, fs.ErrExist) || err.Error() != v1+" already exists" {
+		t.Errorf("exporting onto %s: %v, want an ExportExistsError naming it", v1, err)
 	}
 	after, _ := os.Stat(filepath.Join(v1, "saved_model.pb"))
 	if !after.ModTime().Equal(before.ModTime()) {
@@ -313,8 +316,10 @@ func TestExportErrors(t *testing.T) {
 	}
 	writeCheckpoint(t, lastOnly, exportConfig(1), 1, "last")
 	_, err = ExportSavedModel(lastOnly.Dir, out, ExportOptions{Checkpoint: "best"})
-	if err == nil || !strings.Contains(err.Error(), "no 'best' checkpoint") {
-		t.Errorf("--checkpoint best without best: %v", err)
+	var missing *MissingCheckpointError
+	if !errors.As(err, &missing) || missing.Dir != lastOnly.Dir || missing.Checkpoint != "best" || !errors.Is(err, runs.ErrNoCheckpoint) ||
+		!strings.Contains(err.Error(), "no 'best' checkpoint") {
+		t.Errorf("checkpoint best without best: %v, want a MissingCheckpointError", err)
 	}
 	if res, err := ExportSavedModel(lastOnly.Dir, out, ExportOptions{}); err != nil || res.Checkpoint != "last" {
 		t.Errorf("default checkpoint without best: %+v, %v; want last", res, err)

@@ -14,6 +14,21 @@ import (
 // from config.json and restored from a checkpoint; encoded images are
 // decoded in Go, as training decoded them.
 
+// UntrainedRunError is OpenServable's error for a run folder without a
+// checkpoint to restore: the run must be trained (or resumed) first.
+type UntrainedRunError struct {
+	Dir string // the run folder
+	Err error  // why no checkpoint resolved; wraps runs.ErrNoCheckpoint
+}
+
+// Error says which run has no checkpoint, and why.
+func (e *UntrainedRunError) Error() string {
+	return fmt.Sprintf("run %s has no checkpoint to serve (%v): train it first", e.Dir, e.Err)
+}
+
+// Unwrap returns the checkpoint lookup's error.
+func (e *UntrainedRunError) Unwrap() error { return e.Err }
+
 // openRun restores a run folder's inference graph from its checkpoint
 // ("best" when "", falling back to "last" when the run has no best yet).
 func openRun(dir, checkpoint string, sc runs.SessionConfig) (*Servable, error) {
@@ -39,7 +54,7 @@ func openRun(dir, checkpoint string, sc runs.SessionConfig) (*Servable, error) {
 		used += "; " + rc.Recovered
 	}
 	if errors.Is(err, runs.ErrNoCheckpoint) {
-		return nil, fmt.Errorf("run %s has no checkpoint to serve (%v): train it first, e.g. kfash-tf train --resume %s", dir, err, dir)
+		return nil, &UntrainedRunError{Dir: dir, Err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)

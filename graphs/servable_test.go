@@ -288,8 +288,10 @@ func TestOpenServableErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := graphs.OpenServable(run, "", runs.SessionConfig{})
-	if err == nil || !strings.Contains(err.Error(), "has no checkpoint") || !strings.Contains(err.Error(), run) {
-		t.Errorf("OpenServable(run without checkpoint) = %v", err)
+	var untrained *graphs.UntrainedRunError
+	if !errors.As(err, &untrained) || untrained.Dir != run || !errors.Is(err, runs.ErrNoCheckpoint) ||
+		!strings.Contains(err.Error(), "has no checkpoint to serve") || !strings.Contains(err.Error(), run) {
+		t.Errorf("OpenServable(run without checkpoint) = %v, want an UntrainedRunError", err)
 	}
 
 	// Version folders none of which is complete.

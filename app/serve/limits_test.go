@@ -241,7 +241,7 @@ func TestServeRequestTimeoutAndCancel(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("the request finished before the client went away")
 	}
-	logs.waitFor(" 499 ", 10*time.Second)
+	logs.WaitFor(" 499 ", 10*time.Second)
 	if runs := settled(); runs >= 256 {
 		t.Errorf("%d model runs: the abandoned request ran to the end", runs)
 	}
@@ -254,10 +254,12 @@ func TestServeRequestTimeoutAndCancel(t *testing.T) {
 func TestServeShutdownDrains(t *testing.T) {
 	m := serveTestModel(t)
 	cfg := serveTestConfig()
-	cfg.MaxBatch, cfg.BatchWait, cfg.MaxInstances = 1, 0, 256
-	// Generous: the large request may finish (200) or be cut near the end of
-	// the grace period (503), whatever the load of the machine; never EOF.
-	cfg.ShutdownTimeout = 10 * time.Second
+	// The large request (4,096 images one at a time: seconds of work here)
+	// outlasts the grace period and is cut near its end with a 503; the
+	// 0.8 s between the cut and the end leave a loaded machine time to
+	// finish the model run under way and write the answer.
+	cfg.MaxBatch, cfg.BatchWait, cfg.MaxInstances = 1, 0, 4096
+	cfg.ShutdownTimeout = 4 * time.Second
 	s, err := New(m, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -275,8 +277,8 @@ func TestServeShutdownDrains(t *testing.T) {
 		code int
 		err  error
 	}
-	send := func(body string, out chan<- answer) {
-		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	send := func(body io.Reader, out chan<- answer) {
+		resp, err := http.Post(url, "application/json", body)
 		if err != nil {
 			out <- answer{err: err}
 			return
@@ -286,22 +288,49 @@ func TestServeShutdownDrains(t *testing.T) {
 		out <- answer{code: resp.StatusCode}
 	}
 	large := make(chan answer, 1)
-	go send(bigTinyRequest(256), large)
+	go send(strings.NewReader(bigTinyRequest(4096)), large)
 	for runs, _ := s.Runs(); runs < 1; runs, _ = s.Runs() {
 		time.Sleep(time.Millisecond)
 	}
+	// The small requests send half their body, so that each is surely
+	// accepted and still in flight when the shutdown starts (a whole small
+	// request may be answered before the others arrive); the rest of the
+	// bodies follows once the server has stopped listening.
 	small := make(chan answer, 8)
+	var tails []func()
 	for i := 0; i < 8; i++ {
-		go send(b64Instances(1, augmenttest.PNG(0, 30, int64(i))), small)
+		body := b64Instances(1, augmenttest.PNG(0, 30, int64(i)))
+		pr, pw := io.Pipe()
+		go send(pr, small)
+		go pw.Write([]byte(body[:len(body)/2]))
+		tails = append(tails, func() {
+			go func() {
+				if _, err := pw.Write([]byte(body[len(body)/2:])); err == nil {
+					pw.Close()
+				}
+			}()
+		})
 	}
-	// Every request has reached its handler: the server accepted it. (The
-	// batcher's job count cannot tell: the large request keeps queuing.)
 	for deadline := time.Now().Add(10 * time.Second); s.InFlight() < 1+8; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d requests in flight, waited for 9", s.InFlight())
 		}
 	}
 	cancel() // as SIGTERM does
+	// The shutdown has begun once new connections are refused.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still accepts connections 10 s after the shutdown began")
+		}
+	}
+	for _, send := range tails {
+		send()
+	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve after the shutdown: %v", err)
 	}

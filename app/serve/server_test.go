@@ -26,6 +26,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/internal/testlog"
 )
 
 var serveTestClasses = []string{"circle", "square", "stripe"}
@@ -61,9 +62,9 @@ func serveTestConfig() Config {
 }
 
 // newTestServer serves m with cfg on an httptest server.
-func newTestServer(t *testing.T, m *graphs.Servable, cfg Config) (*Server, *httptest.Server, *syncBuffer) {
+func newTestServer(t *testing.T, m *graphs.Servable, cfg Config) (*Server, *httptest.Server, *testlog.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := New(m, cfg, logs)
 	if err != nil {
 		t.Fatal(err)
@@ -74,31 +75,6 @@ func newTestServer(t *testing.T, m *graphs.Servable, cfg Config) (*Server, *http
 		s.Close()
 	})
 	return s, ts, logs
-}
-
-// syncBuffer is a bytes.Buffer the server's goroutines can log to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// waitFor returns the buffer's content once it contains want (the log line
-// of a request is written after its response), or after d.
-func (b *syncBuffer) waitFor(want string, d time.Duration) string {
-	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		b.mu.Lock()
-		s := b.buf.String()
-		b.mu.Unlock()
-		if strings.Contains(s, want) || time.Now().After(deadline) {
-			return s
-		}
-	}
 }
 
 // randomPixels returns n random HWC RGB 0–255 integer-valued images.
@@ -259,7 +235,7 @@ func TestServePredict(t *testing.T) {
 	checkRows(t, "mixed", predictRows(t, url, `{"instances": [`+a+`,`+f1+`]}`), mixed)
 
 	const line = "POST /v1/models/kfash:predict 200 2 images "
-	if got := logs.waitFor(line, time.Second); !strings.Contains(got, line) {
+	if got := logs.WaitFor(line, time.Second); !strings.Contains(got, line) {
 		t.Errorf("no request log line with status and image count:\n%s", got)
 	}
 }

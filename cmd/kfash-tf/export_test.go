@@ -415,7 +415,7 @@ func TestExportCLIErrors(t *testing.T) {
 		{[]string{"export"}, "export needs one run folder and --out DIR"},
 		{[]string{"export", runDir}, "export needs one run folder and --out DIR"},
 		{[]string{"export", fresh, "--out", exportDir, "--version", "5"}, "run " + fresh + " has no checkpoint yet: train it first"},
-		{[]string{"export", runDir, "--out", exportDir}, filepath.Join(exportDir, "1") + " already exists"},
+		{[]string{"export", runDir, "--out", exportDir}, filepath.Join(exportDir, "1") + " already exists: export as another --version, or remove it first"},
 		{[]string{"export", runDir, "--out", exportDir, "--version", "0"}, "--version must be a positive number"},
 		{[]string{"export", runDir, "--out", exportDir, "--checkpoint", "first"}, `unknown --checkpoint "first"`},
 		{[]string{"export", filepath.Join(base, "nothing"), "--out", exportDir}, "is not a run folder"},

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kfash-tf/kfash-tf/graphs/runs"
 )
 
 // predict classifies good files, names each bad one, never crashes, and
@@ -50,5 +52,19 @@ func TestPredictGoodAndBadFiles(t *testing.T) {
 	}
 	if _, _, code := run(t, "predict", runDir, good); code != 0 {
 		t.Errorf("a good file alone: exit %d", code)
+	}
+}
+
+// A run folder without a checkpoint is refused with the command that
+// trains it (graphs' typed error, worded in flags by the app).
+func TestPredictRunWithoutCheckpoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	if _, err := runs.Create(dir, runs.Config{Network: "vgg8", InputSize: 150, Classes: []string{"a", "b"}, Std: [3]float32{1, 1, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "predict", dir, dir)
+	if want := "): train it first, e.g. kfash-tf train --resume " + dir + "\n"; code == 0 ||
+		!strings.Contains(stderr, "kfash-tf: run "+dir+" has no checkpoint to serve (") || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want the advice to train %s", code, stderr, dir)
 	}
 }

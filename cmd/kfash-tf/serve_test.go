@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/augment/augmenttest"
 	"github.com/kfash-tf/kfash-tf/graphs/graphstest"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/internal/testlog"
 )
 
 // The serve command's flags and process; the server itself is tested in
@@ -32,31 +31,6 @@ func untrainedServeRun(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// serveLog is the server's stderr, written by exec's goroutine while the
-// test reads it.
-type serveLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *serveLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// waitFor returns the log once it contains want, or after d.
-func (b *serveLog) waitFor(want string, d time.Duration) string {
-	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		b.mu.Lock()
-		s := b.buf.String()
-		b.mu.Unlock()
-		if strings.Contains(s, want) || time.Now().After(deadline) {
-			return s
-		}
-	}
 }
 
 // The serve command end to end: flags, the startup lines, a prediction,
@@ -92,13 +66,13 @@ func TestServeCommandSIGTERM(t *testing.T) {
 	}
 
 	cmd := exec.Command(bin, "serve", run, "--port", "0", "--name", "tiny", "--batch-wait", "1ms")
-	stderr := &serveLog{}
+	stderr := &testlog.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	log := stderr.waitFor("listening on http://", 60*time.Second)
+	log := stderr.WaitFor("listening on http://", 60*time.Second)
 	_, rest, ok := strings.Cut(log, "listening on ")
 	if !ok {
 		t.Fatalf("no 'listening on' line:\n%s", log)
@@ -127,12 +101,12 @@ func TestServeCommandSIGTERM(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, stderr.waitFor("", 0))
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, stderr.WaitFor("", 0))
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not exit after SIGTERM")
 	}
-	log = stderr.waitFor("stopped:", time.Second)
+	log = stderr.WaitFor("stopped:", time.Second)
 	for _, want := range []string{`as "tiny" version 2: 3 classes (circle, square, stripe), 150×150 input`, "POST /v1/models/tiny:predict 200 1 images", "stopped: 1 images in 1 model runs"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, log)

@@ -7,30 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kfash-tf/kfash-tf/internal/testlog"
 )
-
-// lockedBuffer is a bytes.Buffer a child process writes to while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // tinyPlan writes a plan of vgg8 runs of one epoch on the tiny dataset,
 // with runs given as YAML list items.
@@ -113,7 +95,7 @@ func TestSweepInterruptedResumesWithTheRemainingRun(t *testing.T) {
 	first, second := filepath.Join(out, "vgg8-lr1e-3"), filepath.Join(out, "vgg8-lr2e-3")
 
 	cmd := exec.Command(bin, args...)
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
