@@ -33,6 +33,7 @@ func New(version string) *cli.App {
 			modelsCommand(),
 			dataCommand(),
 			trainCommand(version),
+			clusterLocalCommand(),
 			sweepCommand(),
 			evaluateCommand(),
 			reportCommand(),

@@ -56,7 +56,7 @@ func benchCommand() *cli.Command {
 			}
 			return printBench(out(c), rep)
 		},
-		Subcommands: []*cli.Command{benchMatMulCommand(), benchPipelineCommand()},
+		Subcommands: []*cli.Command{benchMatMulCommand(), benchPipelineCommand(), benchAllReduceCommand()},
 	}
 }
 

@@ -35,11 +35,21 @@ func trainCommand(version string) *cli.Command {
 			"(kill -9, power cut) resumes from its newest complete checkpoint, or from epoch 1 if it\n" +
 			"had none; --resume RUN --from best continues from the best one when last is damaged.\n" +
 			"One process at a time may write a run folder: a second train on it fails at once.\n\n" +
+			"Several processes or machines train one run together (synchronous data parallelism)\n" +
+			"when each runs the same command with --cluster host:port,host:port,... and its own\n" +
+			"--task N (or TF_CONFIG, as a Kubeflow TFJob sets it). Task 0, the chief, writes the run\n" +
+			"folder; the others take its settings and weights. --batch-size is per task: a step\n" +
+			"trains on tasks x --batch-size images, and the learning rate stays --lr unless\n" +
+			"--lr-scale linear multiplies it by the number of tasks. Batch-norm statistics are\n" +
+			"per task (averaged at the end of each epoch). If a task fails, the others stop (at once,\n" +
+			"or after --collective-timeout for a hung one): restart every task with --resume RUN.\n" +
+			"The tasks' gRPC ports are unauthenticated: keep them on a private network.\n\n" +
 			"Examples:\n" +
 			"  kfash-tf train vgg8 --data photos/ --classes t-shirt,pants,shoes --epochs 5 --out runs/cs3\n" +
 			"  kfash-tf train googlenet --recipe seed --data kfashion/ --epochs 20\n" +
 			"  kfash-tf train --resume runs/cs3\n" +
-			"  kfash-tf train --resume runs/cs3 --from best",
+			"  kfash-tf train --resume runs/cs3 --from best\n" +
+			"  kfash-tf train vgg8 --data photos/ --out runs/dp --cluster h0:2222,h1:2222 --task 0   (on h0; --task 1 on h1)",
 		Flags:  settings.Flags(),
 		Action: func(c *cli.Context) error { return runTrain(c, version) },
 	}
@@ -54,24 +64,51 @@ type trainSetup struct {
 }
 
 func runTrain(c *cli.Context, version string) error {
-	ts, ds, err := resolveTraining(c, version)
+	timeout, lrScale, err := clusterSettings(c)
 	if err != nil {
 		return err
 	}
-	from, err := resumeFrom(c)
+	cl, err := clusterFromFlags(c, os.Getenv(clusterEnv))
 	if err != nil {
 		return err
+	}
+	// rep is this task's place in a cluster; nil for one process.
+	var rep *graphs.Replica
+	tasks := 1
+	if cl != nil {
+		if rep, err = startReplica(c, *cl, timeout); err != nil {
+			return err
+		}
+		if !cl.IsChief() {
+			return runFollower(c, rep)
+		}
+		tasks = cl.Size()
+	}
+	// Until the other tasks have the chief's start message, a failure of
+	// the chief is sent to them instead, so that they stop at once.
+	fail := func(err error) error { return chiefFailed(rep, localSession(c, runs.SessionConfig{}), err) }
+
+	ts, ds, err := resolveTraining(c, version)
+	if err == nil {
+		err = joinCluster(&ts, tasks, lrScale)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	from, err := resumeFrom(c)
+	if err != nil {
+		return fail(err)
 	}
 	// One writer per run folder: a second train on it would interleave
 	// metrics rows and checkpoints. The kernel drops the lock on any exit.
 	lock, err := runs.LockDir(ts.run.Dir)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer lock.Release()
 	crash, err := crashpoint.FromEnv()
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	ts.run = ts.run.WithCrashPoints(crash)
 	cfg := ts.cfg
@@ -86,34 +123,25 @@ func runTrain(c *cli.Context, version string) error {
 		*skips++
 		fmt.Fprintf(w, "skipping %s: %s\n", f.Path, f.Reason)
 	}
-	trainSamples, _ := ds.Split("train")
-	valSamples, _ := ds.Split("validation")
-	cacheBudget := int64(c.Int("cache-mb")) << 20
-	trainLoader, err := augment.NewLoader(trainSamples, augment.LoaderConfig{
-		Size: cfg.InputSize, BatchSize: cfg.BatchSize, Shuffle: true, Augment: augment.Mode(cfg.Augment), Seed: cfg.Seed,
-		Workers: cfg.Workers, Prefetch: c.Int("prefetch"), Cache: cacheBudget > 0, CacheBudgetBytes: cacheBudget, OnSkip: onSkip})
+	trainLoader, valLoader, err := newLoaders(c, cfg, ds, rep, onSkip)
 	if err != nil {
-		return err
-	}
-	valLoader, err := augment.NewLoader(valSamples, augment.LoaderConfig{
-		Size: cfg.InputSize, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Prefetch: c.Int("prefetch"),
-		Cache: cacheBudget > 0, CacheBudgetBytes: cacheBudget, OnSkip: onSkip})
-	if err != nil {
-		return err
+		return fail(err)
 	}
 	cfg.Schedule.Epochs, cfg.Schedule.StepsPerEpoch = cfg.Epochs, trainLoader.Steps()
 
-	tg, err := graphs.BuildTrainGraph(modelConfig(ts.spec, cfg))
-	if err != nil {
-		return err
+	var trainer *graphs.Trainer
+	if rep != nil {
+		trainer, err = newClusterTrainer(ts.spec, cfg, rep)
+	} else {
+		trainer, err = newTrainer(ts.spec, cfg)
 	}
-	trainer, err := graphs.NewTrainer(tg, cfg.InputSize, cfg.Session)
 	if err != nil {
-		return inFlagTerms(err)
+		return fail(err)
 	}
 	defer trainer.Close()
+	tg := trainer.TG
 	if cfg.Devices, err = graphs.Devices(trainer.Sess); err != nil {
-		return err
+		return fail(err)
 	}
 
 	var resume *runs.LoopState
@@ -121,7 +149,7 @@ func runTrain(c *cli.Context, version string) error {
 	if ts.resumed {
 		st, ok, err := restoreForResume(trainer, run, from, w)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		if ok {
 			resume = &st
@@ -129,33 +157,44 @@ func runTrain(c *cli.Context, version string) error {
 		} else {
 			fmt.Fprintf(w, "%s has no complete checkpoint (killed before its first one): starting again from epoch 1 with its configuration\n", run.Dir)
 			if err := trainer.Initialize(); err != nil {
-				return err
+				return fail(err)
 			}
 		}
 		// Rows after the checkpoint are redone; the pointers are set
 		// right (best at the checkpoint's best epoch) and what a kill left
 		// half-done is removed.
 		if err := run.TruncateMetrics(st.Epoch); err != nil {
-			return err
+			return fail(err)
 		}
 		if err := run.RepairCheckpoints(st.BestEpoch); err != nil {
-			return err
+			return fail(err)
 		}
 	} else {
 		cfg.Created = time.Now().UTC()
 		if run, err = run.Create(cfg); err != nil {
 			if errors.Is(err, runs.ErrExists) {
-				return fmt.Errorf("%s already holds a run: continue it with 'kfash-tf train --resume %s', or choose another --out", run.Dir, run.Dir)
+				return fail(fmt.Errorf("%s already holds a run: continue it with 'kfash-tf train --resume %s', or choose another --out", run.Dir, run.Dir))
 			}
-			return err
+			return fail(err)
 		}
 		if err := trainer.Initialize(); err != nil {
-			return err
+			return fail(err)
 		}
 	}
-	fmt.Fprintf(w, "training %s on %s: %d classes (%s), %d train / %d validation images, batch %d, %s lr %g, %d epochs → %s\n",
+	if rep != nil {
+		// The other tasks build their graphs from the chief's settings,
+		// then take its variables and loop state.
+		hello := clusterHello{Config: cfg, Run: run.Dir, Data: fingerprint(ds, cfg.Data)}
+		if err := sendHello(rep, localSession(c, runs.SessionConfig{}), hello); err != nil {
+			return err
+		}
+		if _, err := trainer.SyncStart(resume); err != nil {
+			return clusterError(err, run.Dir)
+		}
+	}
+	fmt.Fprintf(w, "training %s on %s: %d classes (%s), %d train / %d validation images, %s, %s lr %g, %d epochs → %s\n",
 		cfg.Network, cfg.Data, len(cfg.Classes), strings.Join(cfg.Classes, ", "), trainLoader.Len(), valLoader.Len(),
-		cfg.BatchSize, cfg.Optimizer.Name, cfg.Schedule.Base, cfg.Epochs, run.Dir)
+		batchWords(cfg), cfg.Optimizer.Name, cfg.Schedule.Base, cfg.Epochs, run.Dir)
 
 	// status.json tells a sweep or a report what became of the run.
 	status := runs.Status{State: runs.StateRunning, Epochs: cfg.Epochs}
@@ -167,7 +206,7 @@ func runTrain(c *cli.Context, version string) error {
 	}
 	st, err := fitRun(c, w, trainer, tg, run, cfg, trainLoader, valLoader, resume)
 	// status.json records the error as the command prints it.
-	err = inFlagTerms(graphs.StripTFHint(err))
+	err = clusterError(inFlagTerms(graphs.StripTFHint(err)), run.Dir)
 	status.EpochsDone, status.BestEpoch, status.Updated = st.Epoch, st.BestEpoch, time.Time{}
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -181,10 +220,16 @@ func runTrain(c *cli.Context, version string) error {
 		err = werr
 	}
 	switch {
+	case errors.Is(err, context.Canceled) && rep != nil:
+		fmt.Fprintf(w, "run saved; continue it by starting every task again with --resume %s (and its --cluster, --task)\n", run.Dir)
+		return cli.Exit("", 130)
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(w, "run saved; continue it with: kfash-tf train --resume %s\n", run.Dir)
 		return cli.Exit("", 130)
 	case err != nil:
+		return err
+	}
+	if err := dumpVariables(trainer, 0); err != nil {
 		return err
 	}
 	if cfg.Patience > 0 && st.Epoch < cfg.Epochs {
@@ -192,6 +237,58 @@ func runTrain(c *cli.Context, version string) error {
 	}
 	fmt.Fprintf(w, "done: best epoch %d (%s %.4f); %d unreadable files skipped; run folder %s\n", st.BestEpoch, cfg.Select, st.Best, *skips, run.Dir)
 	return nil
+}
+
+// batchWords is the batch of the start line: "batch 32", or on a cluster
+// "batch 16 × 2 tasks = 32 per step".
+func batchWords(cfg runs.Config) string {
+	if cfg.Tasks < 2 {
+		return fmt.Sprintf("batch %d", cfg.BatchSize)
+	}
+	scaled := ""
+	if cfg.LRScale == settings.LRScaleLinear {
+		scaled = ", lr scaled linearly"
+	}
+	return fmt.Sprintf("batch %d × %d tasks = %d per step%s", cfg.BatchSize, cfg.Tasks, cfg.GlobalBatchSize, scaled)
+}
+
+// newLoaders returns the training and validation loaders of cfg over ds;
+// on a cluster (r not nil), this task's shards, the training one dropping
+// the last short global batch so that every task takes the same steps.
+func newLoaders(c *cli.Context, cfg runs.Config, ds *augment.Dataset, r *graphs.Replica, onSkip func(augment.SkipReport)) (train, val *augment.Loader, err error) {
+	trainSamples, _ := ds.Split("train")
+	valSamples, _ := ds.Split("validation")
+	cacheBudget := int64(c.Int("cache-mb")) << 20
+	tc := augment.LoaderConfig{
+		Size: cfg.InputSize, BatchSize: cfg.BatchSize, Shuffle: true, Augment: augment.Mode(cfg.Augment), Seed: cfg.Seed,
+		Workers: cfg.Workers, Prefetch: c.Int("prefetch"), Cache: cacheBudget > 0, CacheBudgetBytes: cacheBudget, OnSkip: onSkip}
+	vc := augment.LoaderConfig{
+		Size: cfg.InputSize, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Prefetch: c.Int("prefetch"),
+		Cache: cacheBudget > 0, CacheBudgetBytes: cacheBudget, OnSkip: onSkip}
+	if r != nil {
+		shard := augment.Shard{Index: r.Cluster.Task, Count: r.Cluster.Size()}
+		tc.Shard, vc.Shard, tc.DropLast = shard, shard, true
+	}
+	if train, err = augment.NewLoader(trainSamples, tc); err != nil {
+		return nil, nil, err
+	}
+	if val, err = augment.NewLoader(valSamples, vc); err != nil {
+		return nil, nil, err
+	}
+	return train, val, nil
+}
+
+// newTrainer builds the one-process training graph of cfg and its trainer.
+func newTrainer(spec models.Spec, cfg runs.Config) (*graphs.Trainer, error) {
+	tg, err := graphs.BuildTrainGraph(modelConfig(spec, cfg))
+	if err != nil {
+		return nil, err
+	}
+	trainer, err := graphs.NewTrainer(tg, cfg.InputSize, cfg.Session)
+	if err != nil {
+		return nil, inFlagTerms(err)
+	}
+	return trainer, nil
 }
 
 // fitRun runs the training loop with the hooks that print progress, append

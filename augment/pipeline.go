@@ -38,8 +38,13 @@ type LoaderConfig struct {
 	// consumer; 0 means DefaultPrefetch.
 	Prefetch int
 	// DropLast drops the last batch of an epoch when it would be smaller
-	// than BatchSize.
+	// than BatchSize (with Shard, the last global batch smaller than
+	// Shard.Count × BatchSize).
 	DropLast bool
+	// Shard makes the loader one task's part of an epoch that several tasks
+	// read together (synchronous data-parallel training); the zero value is
+	// the whole epoch. See Shard.
+	Shard Shard
 	// Cache keeps every decoded and resized image (before augmentation) in
 	// memory after its first use, so later epochs skip decoding. It needs
 	// Len × Size × Size × 4 bytes (8-bit RGBA), which must not exceed
@@ -120,7 +125,11 @@ func NewLoader(samples []Sample, cfg LoaderConfig) (*Loader, error) {
 		decode:  DecodeOptions{MaxPixels: cfg.MaxPixels},
 		skips:   newSkipList(cfg.OnSkip),
 	}
-	if cfg.DropLast && l.Len() < cfg.BatchSize {
+	if cfg.DropLast && l.Len() < cfg.BatchSize*cfg.Shard.tasks() {
+		if cfg.Shard.tasks() > 1 {
+			return nil, fmt.Errorf("augment: loader: DropLast with %d samples per epoch, %d tasks and BatchSize %d gives no batch",
+				l.Len(), cfg.Shard.Count, cfg.BatchSize)
+		}
 		return nil, fmt.Errorf("augment: loader: DropLast with %d samples per epoch and BatchSize %d gives no batch",
 			l.Len(), cfg.BatchSize)
 	}
@@ -168,6 +177,9 @@ func (c LoaderConfig) withDefaults() (LoaderConfig, error) {
 	if c.MaxPixels < 0 {
 		return c, fmt.Errorf("augment: loader: MaxPixels must not be negative, got %d", c.MaxPixels)
 	}
+	if err := c.Shard.validate(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -177,6 +189,7 @@ func (l *Loader) Config() LoaderConfig { return l.cfg }
 // Len is the number of images an epoch plans: the number of samples,
 // doubled in ModeDouble. Skipped files still count, and so do the images of
 // a last partial batch that DropLast drops (Steps × BatchSize are used).
+// With a Shard it is still the whole epoch's, every task's images.
 func (l *Loader) Len() int {
 	if l.cfg.Augment == ModeDouble {
 		return 2 * len(l.samples)
@@ -185,13 +198,12 @@ func (l *Loader) Len() int {
 }
 
 // Steps is the number of batches per epoch (the last one partial unless
-// DropLast). A batch whose every file was skipped is not sent, so an epoch
+// DropLast): with a Shard, this task's, which with DropLast is the same on
+// every task. A batch whose every file was skipped is not sent, so an epoch
 // can yield fewer batches than Steps.
 func (l *Loader) Steps() int {
-	if l.cfg.DropLast {
-		return l.Len() / l.cfg.BatchSize
-	}
-	return (l.Len() + l.cfg.BatchSize - 1) / l.cfg.BatchSize
+	n := l.cfg.Shard.Len(l.Len(), l.cfg.BatchSize, l.cfg.DropLast)
+	return (n + l.cfg.BatchSize - 1) / l.cfg.BatchSize
 }
 
 // Skipped returns the images skipped so far, each once, sorted by sample

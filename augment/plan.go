@@ -31,6 +31,14 @@ func (l *Loader) plan(epoch int) []entry {
 		rng := newRNG(l.cfg.Seed, streamShuffle, epoch, 0)
 		rng.Shuffle(len(entries), func(a, b int) { entries[a], entries[b] = entries[b], entries[a] })
 	}
+	if l.cfg.Shard.tasks() > 1 {
+		positions := l.cfg.Shard.Take(len(entries), l.cfg.BatchSize, l.cfg.DropLast)
+		mine := make([]entry, len(positions))
+		for i, p := range positions {
+			mine[i] = entries[p]
+		}
+		return mine
+	}
 	if l.cfg.DropLast {
 		entries = entries[:l.Steps()*l.cfg.BatchSize]
 	}

@@ -77,6 +77,14 @@ func (e *NonFiniteError) Unwrap() error { return ErrNonFinite }
 // Fit trains t on train, validating on val after every epoch, until
 // cfg.Epochs or early stopping, and returns the final state. A cancelled ctx
 // stops it inside an epoch: OnInterrupt is called and ctx's error returned.
+//
+// On a replica (NewReplicaTrainer) every step and every end of epoch is a
+// collective that every task must reach, so a cancelled ctx does not stop
+// the task at once: the step in progress asks every task to stop after it
+// (or, between steps, the end of the epoch does), and all of them stop
+// there together; a task stopped by another returns ErrClusterStopped. The
+// step figures (loss, accuracy, images) and the validation are those of all
+// the tasks together, the same on every task.
 func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg LoopConfig, hooks Hooks) (runs.LoopState, error) {
 	if cfg.Select != runs.SelectValAcc && cfg.Select != runs.SelectValLoss {
 		return runs.LoopState{}, fmt.Errorf("unknown selection rule %q: use %s or %s", cfg.Select, runs.SelectValAcc, runs.SelectValLoss)
@@ -84,6 +92,18 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 	st := runs.LoopState{}
 	if cfg.Resume != nil {
 		st = *cfg.Resume
+	}
+	replica := t.TG.sync != nil
+	loaderCtx := ctx
+	if replica {
+		loaderCtx = context.WithoutCancel(ctx) // the loop decides when to stop
+	}
+	// stopped returns the error of a run stopped by ctx, or by another task.
+	stopped := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrClusterStopped
 	}
 	for st.Epoch < cfg.Epochs {
 		if cfg.Patience > 0 && st.SinceBest >= cfg.Patience {
@@ -93,7 +113,8 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 		start := time.Now()
 		batch := 0
 		var err error
-		ectx, cancel := context.WithCancel(ctx)
+		stopAll := false
+		ectx, cancel := context.WithCancel(loaderCtx)
 		for b := range train.Epoch(ectx, epoch) {
 			batch++
 			if batch <= st.BatchesDone { // already trained before an interruption
@@ -101,11 +122,10 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 				continue
 			}
 			lr := cfg.Schedule.At(st.Step)
-			loss, correct, stepErr := t.TrainBatch(b, lr, st.Step)
-			n := b.N
+			res, stepErr := t.step(b, lr, st.Step, replica && ctx.Err() != nil)
 			b.Release()
-			if stepErr == nil && !finite(loss) {
-				stepErr = &NonFiniteError{Loss: loss, Step: st.Step + 1, Epoch: epoch, Batch: batch}
+			if stepErr == nil && !finite(res.loss) {
+				stepErr = &NonFiniteError{Loss: res.loss, Step: st.Step + 1, Epoch: epoch, Batch: batch}
 			}
 			if stepErr != nil {
 				err = stepErr
@@ -113,29 +133,39 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 			}
 			st.Step++
 			st.BatchesDone = batch
-			st.LossSum += loss * float64(n)
-			st.Correct += int64(correct)
-			st.Seen += int64(n)
+			st.LossSum += res.loss * float64(res.images)
+			st.Correct += res.correct
+			st.Seen += res.images
 			if hooks.OnStep != nil {
-				hooks.OnStep(StepInfo{Epoch: epoch, Batch: batch, Batches: train.Steps(), Step: st.Step, Loss: loss, Images: st.Seen, Elapsed: time.Since(start)})
+				hooks.OnStep(StepInfo{Epoch: epoch, Batch: batch, Batches: train.Steps(), Step: st.Step, Loss: res.loss, Images: st.Seen, Elapsed: time.Since(start)})
+			}
+			if res.stop {
+				stopAll = true
+				break
 			}
 		}
 		cancel()
 		if err != nil {
 			return st, err
 		}
-		if ctx.Err() != nil {
+		if stopAll || (!replica && ctx.Err() != nil) {
 			if hooks.OnInterrupt != nil {
 				if herr := hooks.OnInterrupt(st); herr != nil {
 					return st, fmt.Errorf("saving the interrupted run: %w", herr)
 				}
 			}
-			return st, ctx.Err()
+			return st, stopped()
 		}
 		trainSecs := time.Since(start).Seconds()
-		ev, err := t.Evaluate(ctx, val, classes, nil)
+		trainSkipped := len(train.Skipped())
+		var ev EvalResult
+		if replica {
+			ev, trainSkipped, stopAll, err = t.syncEpochEnd(ctx, val, classes, trainSkipped, ctx.Err() != nil)
+		} else {
+			ev, err = t.Evaluate(ctx, val, classes, nil)
+		}
 		if err != nil {
-			if ctx.Err() != nil && hooks.OnInterrupt != nil {
+			if !replica && ctx.Err() != nil && hooks.OnInterrupt != nil {
 				if herr := hooks.OnInterrupt(st); herr != nil {
 					return st, herr
 				}
@@ -147,7 +177,7 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 			TrainLoss: ratioF(st.LossSum, float64(st.Seen)), TrainAcc: ratioF(float64(st.Correct), float64(st.Seen)),
 			ValLoss: ev.Loss, ValAcc: ev.Accuracy(), ValMacroF1: ev.Confusion.MacroF1(), ValConfusion: ev.Confusion.Counts,
 			Seconds: time.Since(start).Seconds(), ImagesPerSec: float64(st.Seen) / trainSecs,
-			Skipped: len(train.Skipped()) + ev.Skipped,
+			Skipped: trainSkipped + ev.Skipped,
 		}
 		metric := r.ValAcc
 		if cfg.Select == runs.SelectValLoss {
@@ -164,6 +194,11 @@ func (t *Trainer) Fit(ctx context.Context, train, val Batches, classes int, cfg 
 			if err := hooks.OnEpoch(r, st); err != nil {
 				return st, err
 			}
+		}
+		if stopAll {
+			// Asked between the last step and the sum: the epoch is
+			// complete and saved.
+			return st, stopped()
 		}
 	}
 	return st, nil

@@ -15,6 +15,19 @@ import (
 // SessionOptions returns the session options (a serialised ConfigProto)
 // for c, usable with tf.NewSession and tf.LoadSavedModel.
 func SessionOptions(c runs.SessionConfig) (*tf.SessionOptions, error) {
+	cfg, err := configProto(c)
+	if err != nil {
+		return nil, err
+	}
+	data, err := proto.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("session config: %w", err)
+	}
+	return &tf.SessionOptions{Config: data}, nil
+}
+
+// configProto is the ConfigProto of c.
+func configProto(c runs.SessionConfig) (*pb.ConfigProto, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -35,17 +48,31 @@ func SessionOptions(c runs.SessionConfig) (*tf.SessionOptions, error) {
 		// front, so evaluation can share a GPU with a training run.
 		cfg.GpuOptions = &pb.GPUOptions{AllowGrowth: true}
 	}
-	data, err := proto.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("session config: %w", err)
-	}
-	return &tf.SessionOptions{Config: data}, nil
+	return cfg, nil
 }
 
 // NewSession opens a session on g configured by cfg. With Device "gpu" it
 // fails with a *NoGPUError unless TensorFlow sees a GPU.
 func NewSession(g *tf.Graph, cfg runs.SessionConfig) (*tf.Session, error) {
-	opts, err := SessionOptions(cfg)
+	return newSession(g, cfg, nil)
+}
+
+// NewReplicaSession is NewSession for a session that runs on r's server,
+// where graphs with collective ops run; its ops are placed on r's task.
+func NewReplicaSession(g *tf.Graph, cfg runs.SessionConfig, r *Replica) (*tf.Session, error) {
+	return newSession(g, cfg, r)
+}
+
+// newSession opens a session on g: in-process when r is nil, else on r's
+// server.
+func newSession(g *tf.Graph, cfg runs.SessionConfig, r *Replica) (*tf.Session, error) {
+	var opts *tf.SessionOptions
+	var err error
+	if r == nil {
+		opts, err = SessionOptions(cfg)
+	} else {
+		opts, err = r.sessionOptions(cfg)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,12 @@ package graphs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
+	"github.com/galeone/tensorflow/tensorflow/go/op"
 
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
@@ -15,13 +17,18 @@ import (
 // Trainer runs a TrainGraph in a session: it is where a training step and
 // an evaluation batch are executed.
 type Trainer struct {
-	TG   *TrainGraph
-	Sess *tf.Session
-	size int64
+	TG      *TrainGraph
+	Sess    *tf.Session
+	size    int64
+	replica *Replica // the task's place in a cluster (NewReplicaTrainer); nil for one process
 }
 
-// NewTrainer opens a session on tg.
+// NewTrainer opens a session on tg, a one-process graph (see
+// NewReplicaTrainer for a cluster's).
 func NewTrainer(tg *TrainGraph, inputSize int, sc runs.SessionConfig) (*Trainer, error) {
+	if tg.sync != nil {
+		return nil, errors.New("a graph built with ModelConfig.Sync needs NewReplicaTrainer")
+	}
 	sess, err := NewSession(tg.Graph, sc)
 	if err != nil {
 		return nil, err
@@ -39,6 +46,34 @@ func (t *Trainer) Initialize() error {
 		return fmt.Errorf("initialising variables: %w", err)
 	}
 	return nil
+}
+
+// VariableValues returns the current value of every variable of the
+// store, by name (a test hook's dump; checkpoints go through the Saver).
+// It adds read ops to the graph at each call: call it once, at the end.
+func (t *Trainer) VariableValues() (map[string][]float32, error) {
+	vars := t.TG.Store.Variables()
+	root := op.NewScopeWithGraph(t.TG.Graph).SubScope("variable_values")
+	reads := make([]tf.Output, len(vars))
+	for i, v := range vars {
+		reads[i] = op.ReadVariableOp(root.SubScope("read"), v.Handle, tf.Float)
+	}
+	if err := root.Err(); err != nil {
+		return nil, err
+	}
+	out, err := t.Sess.Run(nil, reads, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the variables: %w", err)
+	}
+	vals := make(map[string][]float32, len(vars))
+	for i, v := range vars {
+		flat, err := tfops.Float32s(out[i])
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %w", v.Name, err)
+		}
+		vals[v.Name] = flat
+	}
+	return vals, nil
 }
 
 // feeds converts a batch into input tensors: one copy of the pixels into
@@ -92,6 +127,7 @@ type EvalResult struct {
 	Confusion *runs.Confusion
 	Examples  int
 	Skipped   int
+	lossSum   float64 // Σ loss, added up over the tasks of a cluster
 }
 
 // Accuracy is the fraction of correctly classified examples.
@@ -142,6 +178,7 @@ func (t *Trainer) Evaluate(ctx context.Context, data Batches, classes int, each 
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	res.lossSum = sum
 	if res.Examples > 0 {
 		res.Loss = sum / float64(res.Examples)
 	} else {

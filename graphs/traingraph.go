@@ -21,6 +21,11 @@ type ModelConfig struct {
 	ClassWeights   []float32 // nil: all 1; else one weight per class (PyTorch's weighted mean)
 	Seed           int64     // initial weights and dropout masks
 	Optimizer      runs.OptimizerConfig
+	// Sync, when set, makes the graph one replica of synchronous
+	// data-parallel training (see SyncConfig and collective.go): the
+	// gradients are averaged over the tasks before the optimizer. Nil
+	// builds the one-process graph, unchanged.
+	Sync *SyncConfig
 }
 
 // TrainGraph holds one graph with a training path and an inference path
@@ -48,7 +53,13 @@ type TrainGraph struct {
 	Probs       tf.Output // float32 [N,K] softmax
 	ExampleLoss tf.Output // float32 [N] unweighted cross-entropy per example
 	Predictions tf.Output // int64 [N] argmax
+
+	sync *syncOps // the collectives of a replica (ModelConfig.Sync); nil for one process
 }
+
+// Replicated reports whether the graph is a replica of synchronous
+// data-parallel training (built with ModelConfig.Sync).
+func (tg *TrainGraph) Replicated() bool { return tg.sync != nil }
 
 // Preprocess applies (x − mean) / std per channel, the one preprocessing
 // definition shared by training, evaluation, prediction and export.
@@ -71,6 +82,9 @@ func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
 	}
 	if cfg.ClassWeights != nil && len(cfg.ClassWeights) != cfg.Net.NumClasses {
 		return nil, fmt.Errorf("%d class weights for %d classes", len(cfg.ClassWeights), cfg.Net.NumClasses)
+	}
+	if cfg.Sync != nil && (cfg.Sync.Tasks < 1 || cfg.Sync.Timeout <= 0) {
+		return nil, fmt.Errorf("a replica needs tasks and a positive timeout, got %d tasks and %v", cfg.Sync.Tasks, cfg.Sync.Timeout)
 	}
 	g := tf.NewGraph()
 	root := op.NewScopeWithGraph(g)
@@ -123,6 +137,12 @@ func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
 	if _, err := tfops.ReluGradsFromOutputs(g); err != nil {
 		return nil, fmt.Errorf("gradients of %s: %w", cfg.Network.Name, err)
 	}
+	if cfg.Sync != nil {
+		// Every task applies the mean of the tasks' gradients (clipping
+		// and weight decay come after, in the optimizer, as for one
+		// process on the global batch).
+		grads = tg.addSyncStep(root.SubScope("sync"), *cfg.Sync, grads)
+	}
 	apply, err := ApplyGradients(root.SubScope("optimizer"), tg.Store, cfg.Optimizer, tg.Params, grads, tg.LR)
 	if err != nil {
 		return nil, err
@@ -131,6 +151,10 @@ func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
 	tg.Step = op.NoOp(root.SubScope("step").WithControlDependencies(deps...))
 	if tg.Saver, err = NewSaver(root.SubScope("saver"), tg.Store.Variables()); err != nil {
 		return nil, err
+	}
+	if cfg.Sync != nil {
+		// After the optimizer: its slots are broadcast too.
+		tg.addSyncStartAndEpoch(root.SubScope("sync"), cfg.Net.NumClasses)
 	}
 	if err := root.Err(); err != nil {
 		return nil, fmt.Errorf("building %s: %w", cfg.Network.Name, err)

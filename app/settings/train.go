@@ -30,7 +30,7 @@ var train = []Setting{
 		Recorded: func(c runs.Config) string { return c.Recipe }},
 	{Name: "epochs", Kind: Int, Default: Value{Int: 10}, Range: AtLeast(1), Usage: "epochs to train",
 		Apply: func(c *runs.Config, v Value) { c.Epochs = int(v.Int) }},
-	{Name: "batch-size", Kind: Int, Default: Value{Int: 32}, Range: BatchRange, Usage: "images per step",
+	{Name: "batch-size", Kind: Int, Default: Value{Int: 32}, Range: BatchRange, Usage: "images per step (per task with --cluster)",
 		Apply:    func(c *runs.Config, v Value) { c.BatchSize = int(v.Int) },
 		Recorded: func(c runs.Config) string { return strconv.Itoa(c.BatchSize) }},
 	{Name: "optimizer", Kind: String, Default: Value{String: "adamw"}, Usage: "adam (L2 coupled, as PyTorch's Adam), adamw (decoupled decay) or sgd (momentum)",
@@ -99,7 +99,31 @@ var train = []Setting{
 		Apply: func(c *runs.Config, v Value) { c.Session.InterOpThreads = int(v.Int) }},
 	{Name: "device", Kind: String, Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)",
 		Apply: func(c *runs.Config, v Value) { c.Session.Device = v.String }},
+	// Synchronous data-parallel training on several processes (see
+	// app/train_cluster.go). They say where and how a run trains, not what
+	// it is: no Apply (config.json records the number of tasks and the
+	// global batch instead) and nothing a sweep's plan should set.
+	{Name: "cluster", Kind: String, Usage: "train on several processes or machines: every task's host:port, comma-separated, the same list on every task, task 0 the chief (default: $TF_CONFIG's cluster.worker)"},
+	{Name: "task", Kind: Int, Range: Between(0, 65535), Usage: "with --cluster: this process's index in the list (default: $TF_CONFIG's task.index)"},
+	{Name: "collective-timeout", Kind: String, Default: Value{String: DefaultCollectiveTimeout}, Usage: "with --cluster: how long a task waits for the others at a step, a validation or the start before the run fails (a lost or hung task); it must cover the slowest first step, validation and checkpoint"},
+	{Name: "lr-scale", Kind: String, Default: Value{String: LRScaleNone}, Usage: "with --cluster: none (--lr is used as given) or linear (--lr × the number of tasks: the linear scaling rule for a global batch of tasks × --batch-size)"},
 }
+
+// DefaultCollectiveTimeout is --collective-timeout's default. A task waits
+// at a collective for the slowest task's work since the last one: a first
+// step (graph optimisation, seconds to a minute for the large networks on a
+// slow CPU), a validation pass with a skewed shard, the chief's checkpoint
+// of a large network (hundreds of MB written and fsynced) or its start
+// (dataset scan, restore). Five minutes covers these with room, and still
+// ends a run whose task hangs within minutes; a task that dies is noticed
+// at once whatever the timeout (its connection closes).
+const DefaultCollectiveTimeout = "5m"
+
+// The values of --lr-scale.
+const (
+	LRScaleNone   = "none"
+	LRScaleLinear = "linear"
+)
 
 // formatFloat spells a recorded number in the shortest form that reads
 // back the same.

@@ -41,6 +41,14 @@ type Config struct {
 	TensorFlow     string          `json:"tensorflow_version"`
 	Program        string          `json:"kfash_tf_version"`
 	Created        time.Time       `json:"created"`
+
+	// A run trained by several processes (synchronous data parallelism):
+	// Tasks processes at BatchSize each, GlobalBatchSize images per step;
+	// LRScale "linear" when Schedule.Base is the given rate × Tasks. Absent
+	// (zero) for a run of one process, whose config.json is unchanged.
+	Tasks           int    `json:"tasks,omitempty"`
+	GlobalBatchSize int    `json:"global_batch_size,omitempty"`
+	LRScale         string `json:"lr_scale,omitempty"`
 }
 
 // Run is a run folder: config.json, metrics.csv, metrics.jsonl,
