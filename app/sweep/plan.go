@@ -35,7 +35,14 @@ var planKeysOnlyAtTop = map[string]bool{"data": true, "classes": true}
 var planKeysForbidden = map[string]string{
 	"out":    "the sweep names each run folder from its settings (use the sweep's --out for the parent folder)",
 	"resume": "the sweep resumes interrupted runs by itself",
+	// A sweep's runs are single processes, one after another.
+	"cluster":            clusterInPlan,
+	"task":               clusterInPlan,
+	"collective-timeout": clusterInPlan,
+	"lr-scale":           clusterInPlan,
 }
+
+const clusterInPlan = "a sweep trains each run as one process; train a run on several tasks with 'kfash-tf cluster-local N -- train …' or --cluster on each machine"
 
 // planSetting is one train flag of a run, with its value in canonical form
 // (numbers parsed and reprinted, so 1e-4 and 0.0001 are the same run).

@@ -255,6 +255,8 @@ func TestSweepPlanErrors(t *testing.T) {
 		{"unknown top-level key", "runs:\n  - network: vgg8\nlr: 1e-3\n", []string{`"lr"`, "line 3", "defaults"}},
 		{"out is the sweep's", "runs:\n  - network: vgg8\n    out: x\n", []string{`"out"`, "line 3"}},
 		{"resume is the sweep's", "runs:\n  - network: vgg8\n    resume: x\n", []string{`"resume"`}},
+		{"no cluster in a sweep", "runs:\n  - network: vgg8\n    cluster: 127.0.0.1:1,127.0.0.1:2\n", []string{`"cluster"`, "cluster-local"}},
+		{"no lr-scale in a sweep", "defaults:\n  lr-scale: linear\nruns:\n  - network: vgg8\n", []string{`"lr-scale"`, "one process"}},
 		{"data only at the top", "runs:\n  - network: vgg8\n    data: x\n", []string{`"data"`, "top"}},
 		{"not a number", "runs:\n  - network: vgg8\n    lr: fast\n", []string{"lr", `"fast"`, "line 3"}},
 		{"not a whole number", "runs:\n  - network: vgg8\n    batch-size: 12.5\n", []string{"batch-size", "12.5"}},
