@@ -17,6 +17,9 @@
 #
 # LIBTENSORFLOW_DIR=/path uses an existing libtensorflow (include/ + lib/);
 # KFASH_TF_CACHE=/dir moves the download cache (default ~/.cache/kfash-tf).
+# TF_VARIANT=gpu (setup, build, test, ...) uses the CUDA build of TensorFlow and the
+# NVIDIA wheels it pins (~2.3 GB, cached beside the default TF_VARIANT=cpu);
+# BIN=/dir builds the launcher and binary elsewhere (default ./bin).
 
 .DEFAULT_GOAL := build
 .SUFFIXES:
@@ -26,16 +29,28 @@ GO := $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 endif
 GOFMT = $(shell $(GO) env GOROOT)/bin/gofmt
 
-LIBTF_SH   := bash $(CURDIR)/scripts/libtensorflow.sh
+# cpu (default) or gpu: which TensorFlow wheel scripts/libtensorflow.sh fetches.
+TF_VARIANT ?= cpu
+export TF_VARIANT
+# Passed explicitly: make 4.3 does not export command-line variables to $(shell).
+LIBTF_SH   := TF_VARIANT=$(TF_VARIANT) LIBTENSORFLOW_DIR=$(LIBTENSORFLOW_DIR) KFASH_TF_CACHE=$(KFASH_TF_CACHE) bash $(CURDIR)/scripts/libtensorflow.sh
 TF_DIR     := $(shell $(LIBTF_SH) --print-dir)
 TF_VERSION := $(shell $(LIBTF_SH) --version)
 TF_LIBDIR  := $(TF_DIR)/lib
+# The NVIDIA wheels' libraries of the gpu variant (scripts/libtensorflow.sh),
+# for the test binaries; bin/kfash-tf sets the same itself.
+NV_PKGS    := cublas cuda_cupti cuda_nvrtc cuda_runtime cudnn cufft curand cusolver cusparse nccl nvjitlink
+ifeq ($(TF_VARIANT),gpu)
+ifeq ($(LIBTENSORFLOW_DIR),)
+export LD_LIBRARY_PATH := $(subst $(eval) ,:,$(foreach p,$(NV_PKGS),$(TF_DIR)/nvidia/$(p)/lib))$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+endif
+endif
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 LDFLAGS := -X main.version=$(VERSION)
 TESTFLAGS ?=
 
-BIN      := $(CURDIR)/bin
+BIN      ?= $(CURDIR)/bin
 LAUNCHER := $(BIN)/kfash-tf
 REALBIN  := $(BIN)/kfash-tf.bin
 
@@ -48,12 +63,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .PHONY: fuzz setup build test vet fmt-check clean print-tf-dir help bench bench-serve demo newcomer-check screenshot
 
 setup:
-	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION): $$dir"
+	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION) ($(TF_VARIANT)): $$dir"
 
 build: setup
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(REALBIN) ./cmd/kfash-tf
 	@sed -e 's|@TF_LIBDIR@|$(TF_LIBDIR)|g' -e 's|@TF_VERSION@|$(TF_VERSION)|g' \
+		-e 's|@TF_VARIANT@|$(TF_VARIANT)|g' \
 		$(CURDIR)/scripts/launcher.sh.in >$(LAUNCHER).tmp
 	@chmod +x $(LAUNCHER).tmp && mv -f $(LAUNCHER).tmp $(LAUNCHER)
 	@echo "built $(LAUNCHER) (version $(VERSION))"

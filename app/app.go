@@ -38,6 +38,7 @@ func New(version string) *cli.App {
 			evaluateCommand(),
 			reportCommand(),
 			predictCommand(),
+			explainCommand(),
 			exportCommand(version),
 			serveCommand(),
 			benchCommand(),

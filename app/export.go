@@ -51,6 +51,7 @@ func exportCommand(version string) *cli.Command {
 			&cli.Int64Flag{Name: "version", Value: 1, Usage: "version folder number (TensorFlow Serving serves the highest)"},
 			&cli.StringFlag{Name: "checkpoint", Value: "best", Usage: "best (falls back to last when the run has no best) or last"},
 			&cli.StringFlag{Name: "device", Usage: "cpu or gpu: pin the placement while exporting (default: TensorFlow's choice)"},
+			&cli.StringFlag{Name: "gpus", Usage: "the GPUs this process may use, e.g. 0 (default: all)"},
 			formatFlag("text", "json"),
 		},
 		Action: func(c *cli.Context) error {
@@ -74,7 +75,7 @@ func exportCommand(version string) *cli.Command {
 			res, err := graphs.ExportSavedModel(runDir, c.String("out"), graphs.ExportOptions{
 				Checkpoint: checkpoint,
 				Version:    c.Int64("version"),
-				Session:    runs.SessionConfig{Device: c.String("device")},
+				Session:    runs.SessionConfig{Device: c.String("device"), GPUs: c.String("gpus")},
 				Program:    version,
 			})
 			if err != nil {

@@ -2,6 +2,8 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/kfash-tf/kfash-tf/graphs"
 )
@@ -26,7 +28,7 @@ func inFlagTerms(err error) error {
 	)
 	switch {
 	case errors.As(err, &noGPU):
-		return &flagWorded{msg: "--device gpu: " + err.Error(), err: err}
+		return &flagWorded{msg: "--device gpu: " + err.Error() + noGPUAdvice(noGPU.Missing), err: err}
 	case errors.As(err, &untrained): // predict and serve of a run folder
 		return &flagWorded{msg: err.Error() + ", e.g. kfash-tf train --resume " + untrained.Dir, err: err}
 	case errors.As(err, &missing):
@@ -55,3 +57,31 @@ func (e *flagWorded) Error() string { return e.msg }
 
 // Unwrap returns the library's error.
 func (e *flagWorded) Unwrap() error { return e.err }
+
+// noGPUAdvice is what to do about a NoGPUError's missing piece.
+func noGPUAdvice(missing string) string {
+	switch missing {
+	case graphs.MissingLibraries:
+		return "; build on the CUDA variant of TensorFlow: make build TF_VARIANT=gpu (or a CUDA build via LIBTENSORFLOW_DIR), and run bin/kfash-tf, which puts the NVIDIA libraries on LD_LIBRARY_PATH"
+	case graphs.MissingDriver:
+		return "; install the NVIDIA driver (525.60.13 or newer for CUDA 12; nvidia-smi shows it), or run on the CPU without --device gpu"
+	case graphs.MissingDevice:
+		return "; check nvidia-smi, CUDA_VISIBLE_DEVICES and --gpus"
+	}
+	return "; use a GPU build: make build TF_VARIANT=gpu, or LIBTENSORFLOW_DIR"
+}
+
+// explainInFlagTerms words explain's library errors in its flags: the
+// layers --layer may name, and that a SavedModel without the explain
+// signature needs its run folder instead.
+func explainInFlagTerms(err error) error {
+	var layer *graphs.UnknownLayerError
+	switch {
+	case errors.As(err, &layer):
+		return &flagWorded{msg: fmt.Sprintf("--layer %q: network %s has no such layer with a spatial feature map; the ones that do: %s",
+			layer.Layer, layer.Network, strings.Join(layer.Known, ", ")), err: err}
+	case errors.Is(err, graphs.ErrNoExplain):
+		return &flagWorded{msg: err.Error() + ": explain needs a run folder; give the run this model was exported from", err: err}
+	}
+	return inFlagTerms(err)
+}

@@ -24,7 +24,13 @@ func TestInFlagTerms(t *testing.T) {
 		err  error
 		want string
 	}{
-		{noGPU, "--device gpu: this TensorFlow library sees no GPU (devices: /device:CPU:0); use a GPU build via LIBTENSORFLOW_DIR"},
+		{noGPU, "--device gpu: this TensorFlow library sees no GPU (devices: /device:CPU:0); use a GPU build: make build TF_VARIANT=gpu, or LIBTENSORFLOW_DIR"},
+		{&graphs.NoGPUError{Devices: []string{"CPU:0"}, Missing: graphs.MissingDriver, Detail: "libcuda.so.1 (the NVIDIA driver) cannot be loaded"},
+			"--device gpu: this TensorFlow library sees no GPU (devices: CPU:0); missing: driver: libcuda.so.1 (the NVIDIA driver) cannot be loaded; install the NVIDIA driver (525.60.13 or newer for CUDA 12; nvidia-smi shows it), or run on the CPU without --device gpu"},
+		{&graphs.NoGPUError{Devices: []string{"CPU:0"}, Missing: graphs.MissingLibraries, Detail: "cuDNN (libcudnn.so.9) cannot be loaded"},
+			"--device gpu: this TensorFlow library sees no GPU (devices: CPU:0); missing: libraries: cuDNN (libcudnn.so.9) cannot be loaded; build on the CUDA variant of TensorFlow: make build TF_VARIANT=gpu (or a CUDA build via LIBTENSORFLOW_DIR), and run bin/kfash-tf, which puts the NVIDIA libraries on LD_LIBRARY_PATH"},
+		{&graphs.NoGPUError{Devices: []string{"CPU:0"}, Missing: graphs.MissingDevice, Detail: "no GPU is visible"},
+			"--device gpu: this TensorFlow library sees no GPU (devices: CPU:0); missing: device: no GPU is visible; check nvidia-smi, CUDA_VISIBLE_DEVICES and --gpus"},
 		{nonFinite, "non-finite loss NaN at step 12 (epoch 2, batch 3): the last good checkpoint is kept; try a lower --lr"},
 		{untrained, "run runs/a has no checkpoint to serve (no checkpoint 'best' in runs/a/checkpoints): train it first, e.g. kfash-tf train --resume runs/a"},
 		{missing, "run runs/a has no 'best' checkpoint (try --checkpoint last)"},

@@ -129,13 +129,20 @@ func printSummary(w interface{ Write([]byte) (int, error) }, s *models.Summary) 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "layer\top\toutput\tparams\tnon-trainable\tMFLOPs")
 	for _, l := range s.Layers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\n", l.Name, l.Op, shapeString(l.Shape), commas(l.Trainable), commas(l.NonTrainable), float64(l.FLOPs)/1e6)
+		name := l.Name
+		if name == s.CAMLayer {
+			name += " *" // explain's default layer, footnoted below
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\n", name, l.Op, shapeString(l.Shape), commas(l.Trainable), commas(l.NonTrainable), float64(l.FLOPs)/1e6)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\ntrainable params      %s\nnon-trainable params  %s (batch-norm moving mean and variance)\nforward FLOPs/image   %s (%.3f G)\n",
 		commas(s.TrainableParams), commas(s.NonTrainableParams), commas(s.ForwardFLOPs), float64(s.ForwardFLOPs)/1e9)
+	if err == nil && s.CAMLayer != "" {
+		_, err = fmt.Fprintf(w, "Grad-CAM layer        %s * (explain's default; any layer name above works with --layer)\n", s.CAMLayer)
+	}
 	return err
 }
 

@@ -72,6 +72,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "intra-op-threads", Value: 0, Usage: "threads inside one TensorFlow op (0: the core count)"},
 			&cli.IntFlag{Name: "inter-op-threads", Value: 0, Usage: "TensorFlow ops run in parallel (0: TensorFlow's default)"},
 			&cli.StringFlag{Name: "device", Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)"},
+			&cli.StringFlag{Name: "gpus", Usage: "the GPUs this process may use, e.g. 0,1 (default: all)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
@@ -81,7 +82,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sc := runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device")}
+			sc := runs.SessionConfig{IntraOpThreads: c.Int("intra-op-threads"), InterOpThreads: c.Int("inter-op-threads"), Device: c.String("device"), GPUs: c.String("gpus")}
 			return runServe(c.Context, c.Args().First(), c.String("checkpoint"), sc, cfg, net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port"))), c.App.ErrWriter)
 		},
 	}

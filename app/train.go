@@ -192,6 +192,9 @@ func runTrain(c *cli.Context, version string) error {
 			return clusterError(err, run.Dir)
 		}
 	}
+	if devs, err := trainer.Sess.ListDevices(); err == nil {
+		fmt.Fprintln(w, libraryLine(devs))
+	}
 	fmt.Fprintf(w, "training %s on %s: %d classes (%s), %d train / %d validation images, %s, %s lr %g, %d epochs → %s\n",
 		cfg.Network, cfg.Data, len(cfg.Classes), strings.Join(cfg.Classes, ", "), trainLoader.Len(), valLoader.Len(),
 		batchWords(cfg), cfg.Optimizer.Name, cfg.Schedule.Base, cfg.Epochs, run.Dir)

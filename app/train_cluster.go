@@ -135,6 +135,9 @@ func localSession(c *cli.Context, sc runs.SessionConfig) runs.SessionConfig {
 	if c.IsSet("device") {
 		sc.Device = c.String("device")
 	}
+	if c.IsSet("gpus") {
+		sc.GPUs = c.String("gpus")
+	}
 	return sc
 }
 

@@ -15,6 +15,16 @@ const (
 	PredictMethod       = "tensorflow/serving/predict" // SignatureDef.method_name
 	ServeTag            = "serve"                      // the MetaGraphDef's only tag
 
+	// SignatureExplain is the optional Grad-CAM signature: InputImages (and
+	// optionally InputTarget) → OutputProbabilities, OutputClasses,
+	// OutputTarget, OutputMap, OutputMapMin, OutputMapMax.
+	SignatureExplain = "explain"
+	InputTarget      = "target"  // int32 [N]: the class to explain (default: the predicted one)
+	OutputTarget     = "target"  // int32 [N]: the class explained
+	OutputMap        = "map"     // float32 [N,S,S]: Grad-CAM normalised to [0,1]
+	OutputMapMin     = "map_min" // float32 [N]: the map's minimum before normalising
+	OutputMapMax     = "map_max" // float32 [N]: the map's maximum before normalising
+
 	// SavedModelFile is the SavedModel proto in a version folder: the file
 	// that makes a folder a SavedModel.
 	SavedModelFile = "saved_model.pb"

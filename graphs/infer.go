@@ -29,6 +29,8 @@ type InferenceGraph struct {
 	Classes     tf.Output // int64 [N]: argmax
 	ClassNames  tf.Output // string [N]: the class name of Classes
 	ExampleLoss tf.Output // float32 [N]: cross-entropy per example (needs Labels)
+
+	net *tfops.Net // the build, for AddGradCAM to find a layer's feature map
 }
 
 // BuildInferenceGraph builds the inference graph of a run's configuration.
@@ -64,6 +66,7 @@ func buildInferenceGraph(cfg runs.Config, images imagesInput) (*InferenceGraph, 
 	x := Preprocess(root, ig.Images, cfg.Mean, cfg.Std)
 	s := root.SubScope("infer")
 	net := tfops.NewNet(s, ig.Store, tfops.Inference)
+	ig.net = net
 	ig.Logits = spec.Build(net, x, models.Config{NumClasses: len(cfg.Classes), Dropout: cfg.Dropout})
 	ig.Probs = op.Softmax(s.SubScope("probabilities"), ig.Logits)
 	ig.Classes = op.ArgMax(s.SubScope("classes"), ig.Logits, tfgo.Const(s, int32(1)))

@@ -45,8 +45,11 @@ func configProto(c runs.SessionConfig) (*pb.ConfigProto, error) {
 		cfg.DeviceCount = map[string]int32{"GPU": 0}
 	default:
 		// Grow GPU memory as needed instead of reserving all of it up
-		// front, so evaluation can share a GPU with a training run.
-		cfg.GpuOptions = &pb.GPUOptions{AllowGrowth: true}
+		// front, so evaluation can share a GPU with a training run; and
+		// only the GPUs asked for (one task per GPU on a machine with
+		// several). The data stays NHWC: grappler's layout optimizer
+		// converts convolutions to cuDNN's preferred layout.
+		cfg.GpuOptions = &pb.GPUOptions{AllowGrowth: true, VisibleDeviceList: strings.ReplaceAll(c.GPUs, " ", "")}
 	}
 	return cfg, nil
 }
@@ -96,22 +99,30 @@ func newSession(g *tf.Graph, cfg runs.SessionConfig, r *Replica) (*tf.Session, e
 		names = append(names, d.Name)
 	}
 	sess.Close()
-	return nil, &NoGPUError{Devices: names}
+	missing, detail := diagnoseNoGPU()
+	return nil, &NoGPUError{Devices: names, Missing: missing, Detail: detail}
 }
 
 // ErrNoGPU is the sentinel of a NoGPUError.
 var ErrNoGPU = errors.New("this TensorFlow library sees no GPU")
 
 // NoGPUError is NewSession's error for a session pinned to the GPU
-// (runs.DeviceGPU) when TensorFlow sees none: a CPU-only build of the
-// library, or no driver.
+// (runs.DeviceGPU) when TensorFlow sees none, with what is missing: the
+// libraries (a CPU-only build of the library, or cuDNN not loadable), the
+// driver (libcuda.so.1 not loadable) or a device (none visible).
 type NoGPUError struct {
 	Devices []string // the devices TensorFlow sees
+	Missing string   // MissingLibraries, MissingDriver or MissingDevice ("" unknown)
+	Detail  string   // what was found missing, in words
 }
 
-// Error names the devices TensorFlow sees instead.
+// Error names what is missing and the devices TensorFlow sees instead.
 func (e *NoGPUError) Error() string {
-	return fmt.Sprintf("%v (devices: %s); use a GPU build via LIBTENSORFLOW_DIR", ErrNoGPU, strings.Join(e.Devices, ", "))
+	msg := fmt.Sprintf("%v (devices: %s)", ErrNoGPU, strings.Join(e.Devices, ", "))
+	if e.Missing != "" {
+		msg += fmt.Sprintf("; missing: %s: %s", e.Missing, e.Detail)
+	}
+	return msg
 }
 
 // Unwrap returns ErrNoGPU.

@@ -2,6 +2,7 @@ package graphs_test
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,7 +109,19 @@ func TestNewSessionGPUUnavailable(t *testing.T) {
 	if !errors.As(err, &noGPU) || !errors.Is(err, graphs.ErrNoGPU) || !reflect.DeepEqual(noGPU.Devices, devices) {
 		t.Fatalf("error %v (%T), want a *NoGPUError listing %v", err, err, devices)
 	}
-	for _, w := range []string{"sees no GPU", "CPU:0", "LIBTENSORFLOW_DIR"} {
+	// What is missing: the libraries with the CPU variant; with the CUDA
+	// build on a machine without a GPU, the driver (or a device).
+	want := graphs.MissingLibraries
+	if lib := graphs.Library(); lib.CUDABuild {
+		want = graphs.MissingDriver
+		if _, err := os.Stat("/dev/nvidiactl"); err == nil {
+			want = graphs.MissingDevice
+		}
+	}
+	if noGPU.Missing != want && !(want == graphs.MissingDevice && noGPU.Missing != "") {
+		t.Errorf("missing %q (%s), want %q", noGPU.Missing, noGPU.Detail, want)
+	}
+	for _, w := range []string{"sees no GPU", "CPU:0", "missing: " + noGPU.Missing} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
@@ -134,5 +147,23 @@ func TestSessionConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
 		}
+	}
+}
+
+// GPU sessions grow their memory and see only the GPUs asked for.
+func TestSessionConfigGPUOptions(t *testing.T) {
+	opts, err := graphs.SessionOptions(runs.SessionConfig{Device: "gpu", GPUs: "0, 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp pb.ConfigProto
+	if err := proto.Unmarshal(opts.Config, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if g := cp.GpuOptions; g == nil || !g.AllowGrowth || g.VisibleDeviceList != "0,1" {
+		t.Errorf("GPUOptions %v, want allow_growth and visible_device_list 0,1", g)
+	}
+	if _, err := graphs.SessionOptions(runs.SessionConfig{GPUs: "0,x"}); err == nil {
+		t.Error("GPU list 0,x accepted")
 	}
 }

@@ -28,6 +28,11 @@ type Builder func(n *tfops.Net, x tf.Output, cfg Config) tf.Output
 type Spec struct {
 	catalog.Entry
 	Build Builder
+	// CAMLayer is the layer (a name of the layer table, as `models show`
+	// prints it) whose feature map Grad-CAM explains by default: the last
+	// layer with a spatial map before the network pools it away. Its
+	// output is taken after the ReLU or residual sum that follows it.
+	CAMLayer string
 }
 
 // Config returns the network's configuration for classes output classes
@@ -47,11 +52,22 @@ var builders = map[string]Builder{
 	"densenet":  DenseNet,
 }
 
+// camLayers maps each catalogue name to its default Grad-CAM layer;
+// TestCAMLayersExist builds every network and checks the name resolves.
+var camLayers = map[string]string{
+	"alexnet":   "conv5",              // 13×13×256, before pool5
+	"vgg8":      "block4/conv2",       // 10×10×128, before the last pool
+	"vgg10":     "block4/conv3",       // 10×10×512
+	"googlenet": "inception5b/concat", // 7×7×1024, before the average pool
+	"resnet34":  "stage4/block3/bn2",  // 8×8×512 after the residual sum and ReLU
+	"densenet":  "bn",                 // 7×7×384 after the final ReLU
+}
+
 // All returns every network of the catalogue in the study's order.
 func All() []Spec {
 	var specs []Spec
 	for _, e := range catalog.All() {
-		specs = append(specs, Spec{Entry: e, Build: builders[e.Name]})
+		specs = append(specs, Spec{Entry: e, Build: builders[e.Name], CAMLayer: camLayers[e.Name]})
 	}
 	return specs
 }
@@ -71,5 +87,5 @@ func Get(name string) (Spec, error) {
 	if !ok {
 		return Spec{}, fmt.Errorf("network %s has no builder", e.Name)
 	}
-	return Spec{Entry: e, Build: b}, nil
+	return Spec{Entry: e, Build: b, CAMLayer: camLayers[e.Name]}, nil
 }

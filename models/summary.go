@@ -19,6 +19,7 @@ type Summary struct {
 	NonTrainableParams int64         `json:"non_trainable_params"`
 	ForwardFLOPs       int64         `json:"forward_flops"`
 	Output             []int64       `json:"output_shape"`
+	CAMLayer           string        `json:"gradcam_layer"` // Spec.CAMLayer: explain's default layer
 	Layers             []tfops.Layer `json:"layers,omitempty"`
 }
 
@@ -35,7 +36,7 @@ func Summarize(spec Spec, cfg Config) (*Summary, error) {
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("building %s: %w", spec.Name, err)
 	}
-	sum := &Summary{Name: spec.Name, Title: spec.Title, InputSize: spec.InputSize, Classes: cfg.NumClasses, Layers: n.Layers()}
+	sum := &Summary{Name: spec.Name, Title: spec.Title, InputSize: spec.InputSize, Classes: cfg.NumClasses, Layers: n.Layers(), CAMLayer: spec.CAMLayer}
 	sum.TrainableParams, sum.NonTrainableParams = store.Counts()
 	for _, l := range sum.Layers {
 		sum.ForwardFLOPs += l.FLOPs

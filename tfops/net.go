@@ -40,6 +40,7 @@ type build struct {
 	store   *Store
 	mode    Mode
 	layers  []Layer
+	outputs map[string]tf.Output // layer name → its output, for LayerOutput
 	reads   map[*Variable]tf.Output
 	updates []*tf.Operation
 	rngStep tf.Output // int64 scalar mixed into dropout's stateless seeds
@@ -57,7 +58,7 @@ type Net struct {
 // only the ops of this build (e.g. "train" or "infer"); variables are named
 // by their layer path alone, so both builds share them.
 func NewNet(s *op.Scope, store *Store, mode Mode) *Net {
-	b := &build{store: store, mode: mode, reads: map[*Variable]tf.Output{}}
+	b := &build{store: store, mode: mode, reads: map[*Variable]tf.Output{}, outputs: map[string]tf.Output{}}
 	if mode == Training {
 		// Fed with the global step by the training loop so that dropout masks
 		// are reproducible and survive a resume; defaults to 0.
@@ -147,6 +148,15 @@ func (n *Net) record(name, kind string, out tf.Output, vars []*Variable, flops i
 		}
 	}
 	n.b.layers = append(n.b.layers, l)
+	n.b.outputs[l.Name] = out
+}
+
+// LayerOutput returns the output of the layer called name (a row of Layers,
+// e.g. "block4/conv2"): explanations such as Grad-CAM read a layer's
+// feature map by the name the layer table shows.
+func (n *Net) LayerOutput(name string) (tf.Output, bool) {
+	o, ok := n.b.outputs[name]
+	return o, ok
 }
 
 // dims returns the static shape of x or records an error.

@@ -99,6 +99,8 @@ var train = []Setting{
 		Apply: func(c *runs.Config, v Value) { c.Session.InterOpThreads = int(v.Int) }},
 	{Name: "device", Kind: String, Usage: "cpu or gpu: pin the placement (default: TensorFlow's choice)",
 		Apply: func(c *runs.Config, v Value) { c.Session.Device = v.String }},
+	{Name: "gpus", Kind: String, Usage: "the GPUs this process may use, e.g. 0,1 (CUDA numbers, as nvidia-smi lists them; default: all); with several GPUs, one cluster task per GPU with --gpus I each",
+		Apply: func(c *runs.Config, v Value) { c.Session.GPUs = v.String }},
 	// Synchronous data-parallel training on several processes (see
 	// app/train_cluster.go). They say where and how a run trains, not what
 	// it is: no Apply (config.json records the number of tasks and the

@@ -115,7 +115,7 @@ var nameParts = map[string]string{
 // and a different --workers still finds it.
 var unnamedSettings = map[string]bool{
 	"epochs": true, "workers": true, "prefetch": true, "cache-mb": true,
-	"intra-op-threads": true, "inter-op-threads": true, "device": true,
+	"intra-op-threads": true, "inter-op-threads": true, "device": true, "gpus": true,
 }
 
 var unsafeNameChars = regexp.MustCompile(`[^A-Za-z0-9._+-]+`)

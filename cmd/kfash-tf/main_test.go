@@ -114,7 +114,7 @@ func TestLauncherExplainsMissingLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	script := strings.NewReplacer("@TF_LIBDIR@", filepath.Join(dir, "no-such-lib"), "@TF_VERSION@", "2.x").Replace(string(tmpl))
+	script := strings.NewReplacer("@TF_LIBDIR@", filepath.Join(dir, "no-such-lib"), "@TF_VERSION@", "2.x", "@TF_VARIANT@", "cpu").Replace(string(tmpl))
 	launcher := filepath.Join(dir, "kfash-tf")
 	if err := os.WriteFile(launcher, []byte(script), 0o755); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,10 @@
 package runs
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Devices a session can be restricted to (SessionConfig.Device).
 const (
@@ -15,6 +19,7 @@ type SessionConfig struct {
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"` // threads inside one op (a MatMul); 0: TensorFlow's default, the core count
 	InterOpThreads int    `json:"inter_op_threads,omitempty"` // independent ops run at once; 0: TensorFlow's default
 	Device         string `json:"device,omitempty"`           // "" (TensorFlow decides), "cpu" or "gpu"
+	GPUs           string `json:"gpus,omitempty"`             // the GPUs this process may use, e.g. "0,1" (CUDA ordinals); "": all
 }
 
 // Validate checks the thread counts and the device.
@@ -24,6 +29,13 @@ func (c SessionConfig) Validate() error {
 		// caller's thread", which nobody asks for by typing -1.
 		return fmt.Errorf("thread counts must not be negative (0: TensorFlow's default), got intra-op %d, inter-op %d",
 			c.IntraOpThreads, c.InterOpThreads)
+	}
+	if c.GPUs != "" {
+		for _, g := range strings.Split(c.GPUs, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(g)); err != nil || n < 0 {
+				return fmt.Errorf("GPU list %q: want GPU numbers separated by commas, e.g. 0,1", c.GPUs)
+			}
+		}
 	}
 	switch c.Device {
 	case DeviceAny, DeviceCPU, DeviceGPU:
