@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,9 +48,11 @@ func clusterLocalCommand() *cli.Command {
 			"Examples:\n" +
 			"  kfash-tf cluster-local 2 -- train vgg8 --data photos/ --epochs 5 --out runs/dp2\n" +
 			"  kfash-tf cluster-local 2 -- train --resume runs/dp2\n" +
-			"  kfash-tf cluster-local 4 --logs runs/dp4-logs -- train vgg8 --data photos/ --batch-size 32 --lr-scale linear --out runs/dp4",
+			"  kfash-tf cluster-local 4 --logs runs/dp4-logs -- train vgg8 --data photos/ --batch-size 32 --lr-scale linear --out runs/dp4\n" +
+			"  kfash-tf cluster-local 2 --gpu-per-task -- train vgg8 --data photos/ --out runs/gpu2   # one GPU each",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "logs", Usage: "folder for the non-chief tasks' output, task-I.log (default: a new temporary folder)"},
+			&cli.BoolFlag{Name: "gpu-per-task", Usage: "give task I the GPU I ('--gpus I'): several GPUs of one machine, one task each (the GPU build: make build TF_VARIANT=gpu)"},
 			&cli.DurationFlag{Name: "grace", Value: cluster.DefaultGrace, Usage: "when a task has failed: how long the others get to stop after SIGTERM before SIGKILL; and how long they may run on once the chief has ended"},
 		},
 		// Without '--', train's flags land here: say where they belong.
@@ -65,6 +68,9 @@ func runClusterLocal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("gpu-per-task") && slices.ContainsFunc(command, func(a string) bool { return a == "--gpus" || strings.HasPrefix(a, "--gpus=") }) {
+		return fmt.Errorf("--gpu-per-task gives task I '--gpus I': leave --gpus out of the train command")
+	}
 	if grace := c.Duration("grace"); grace <= 0 {
 		return fmt.Errorf("--grace %v: must be more than 0", grace)
 	}
@@ -78,7 +84,7 @@ func runClusterLocal(c *cli.Context) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	res, err := cluster.Run(cluster.Options{
-		Exe: exe, Command: command, Tasks: n, LogDir: c.String("logs"),
+		Exe: exe, Command: command, Tasks: n, LogDir: c.String("logs"), PerTask: perTaskArgs(c.Bool("gpu-per-task")),
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Grace: c.Duration("grace"), Signals: sigs,
 	})
 	if err != nil {
@@ -89,6 +95,15 @@ func runClusterLocal(c *cli.Context) error {
 		return nil
 	}
 	return cli.Exit(clusterOutcome(res, n, command), code)
+}
+
+// perTaskArgs returns the arguments that differ between tasks beyond
+// --cluster and --task: with gpuPerTask, task i trains on GPU i.
+func perTaskArgs(gpuPerTask bool) func(int) []string {
+	if !gpuPerTask {
+		return nil
+	}
+	return func(i int) []string { return []string{"--gpus", strconv.Itoa(i)} }
 }
 
 // parseClusterLocalArgs splits cluster-local's arguments, "N [--] train

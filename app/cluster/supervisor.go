@@ -41,6 +41,9 @@ type Options struct {
 	Command []string
 	// Tasks is the number of tasks, 1…MaxTasks. Task 0 is the chief.
 	Tasks int
+	// PerTask, when set, gives extra arguments for task i, appended with
+	// --cluster and --task (cluster-local --gpu-per-task: "--gpus I").
+	PerTask func(i int) []string
 	// LogDir receives task-I.log for every task but the chief; created if
 	// missing. Empty: a new folder under os.TempDir().
 	LogDir string
@@ -278,6 +281,9 @@ func (s *supervisor) args(i int) []string {
 	}
 	out := slices.Clone(c[:at])
 	out = append(out, "--cluster", s.cluster, "--task", strconv.Itoa(i))
+	if s.opts.PerTask != nil {
+		out = append(out, s.opts.PerTask(i)...)
+	}
 	return append(out, c[at:]...)
 }
 

@@ -448,3 +448,16 @@ func TestClusterFlagsGoBeforeDoubleDash(t *testing.T) {
 		}
 	}
 }
+
+// Per-task arguments (cluster-local --gpu-per-task) follow --task, each
+// task its own.
+func TestClusterPerTaskArgs(t *testing.T) {
+	gpu := func(i int) []string { return []string{"--gpus", strconv.Itoa(i)} }
+	s := &supervisor{opts: Options{Command: []string{"train", "vgg8", "--", "x"}, PerTask: gpu}, cluster: "c"}
+	for i := 0; i < 2; i++ {
+		want := []string{"train", "vgg8", "--cluster", "c", "--task", strconv.Itoa(i), "--gpus", strconv.Itoa(i), "--", "x"}
+		if got := s.args(i); !reflect.DeepEqual(got, want) {
+			t.Errorf("task %d runs %q, want %q", i, got, want)
+		}
+	}
+}
