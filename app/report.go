@@ -27,6 +27,10 @@ func reportCommand() *cli.Command {
 			"epoch and, per run, accuracy and loss curves with the selected epoch marked, the validation\n" +
 			"confusion matrix of that epoch and a per-class precision/recall/F1/support table, plus\n" +
 			"RUN/evaluation-SPLIT.json when 'kfash-tf evaluate' wrote one.\n\n" +
+			"Each run with a best checkpoint also gets a gallery: it predicts its validation images (of\n" +
+			"--data, or of the dataset its config.json records; without one the gallery is skipped with a\n" +
+			"note) and shows the --gallery N it gets most confidently wrong and 2 right ones per class,\n" +
+			"each under its Grad-CAM map as 'kfash-tf explain' draws it. --no-gallery leaves them out.\n\n" +
 			"Unfinished, interrupted, failed and corrupt runs are listed with their status (and a failed\n" +
 			"run's error); nothing in a run folder stops the report.\n\n" +
 			"Output (--format html, the default): DIR/index.html (one self-contained page: open it from\n" +
@@ -44,6 +48,9 @@ func reportCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "report folder (created; files in it are replaced)"},
 			formatFlag("html", "md", "json"),
 			&cli.StringFlag{Name: "split", Value: "validation", Usage: "show each run's evaluation-SPLIT.json (from 'kfash-tf evaluate --split SPLIT') when it exists"},
+			&cli.IntFlag{Name: "gallery", Value: 8, Usage: "per run, show the `N` validation images it gets most confidently wrong (and 2 right ones per class) with their Grad-CAM maps"},
+			&cli.BoolFlag{Name: "no-gallery", Usage: "leave the galleries out (they need TensorFlow and a pass over each run's validation images)"},
+			&cli.StringFlag{Name: "data", Usage: "dataset folder for the galleries (default: each run's own, from its config.json)"},
 		},
 		Action: runReport,
 	}
@@ -65,7 +72,13 @@ func runReport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := report.Build(found, report.Options{Split: c.String("split"), Network: registryNetworks()})
+	opts := report.Options{Split: c.String("split"), Network: registryNetworks()}
+	if n := c.Int("gallery"); n < 0 {
+		return fmt.Errorf("--gallery %d: want a number of images ≥ 0 (or --no-gallery)", n)
+	} else if !c.Bool("no-gallery") {
+		opts.Gallery = galleryFunc(n, c.String("data"), c.App.ErrWriter)
+	}
+	rep := report.Build(found, opts)
 	if format == "json" {
 		data, err := rep.JSON()
 		if err != nil {

@@ -55,6 +55,7 @@ type htmlRun struct {
 	EvalLine                                          string
 	EvalClasses                                       *ClassReport
 	EvalFig                                           *htmlFigure
+	Gallery                                           *htmlGallery
 }
 
 func newHTMLFigure(f *figure) *htmlFigure {
@@ -99,7 +100,8 @@ func (rv *runView) htmlRun() *htmlRun {
 		Error: r.Status.Error, Selected: rv.selectedLine(), Best: r.Best, Settings: rv.settings(),
 		Problems: append(append([]string{}, r.Problems...), rv.figNotes...), Classes: rv.classes,
 		Confusion: newHTMLFigure(rv.confusion), ConfNote: rv.confNote, Eval: rv.eval,
-		EvalClasses: rv.evalClasses, EvalFig: newHTMLFigure(rv.evalFig)}
+		EvalClasses: rv.evalClasses, EvalFig: newHTMLFigure(rv.evalFig),
+		Gallery: newHTMLGallery(r.Gallery)}
 	for _, f := range rv.curves {
 		hr.Curves = append(hr.Curves, newHTMLFigure(f))
 	}
@@ -179,6 +181,9 @@ table.cls{width:auto;min-width:420px;border:1px solid var(--line);border-radius:
 table.cls td:first-child{font-weight:500}
 table.cls tr.sum td{border-top:2px solid var(--line);color:var(--muted)}
 .empty{color:var(--muted);font-style:italic}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px}
+.gallery img{width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:6px}
+.gallery figcaption{text-align:left}
 </style>
 </head>
 <body>
@@ -254,6 +259,14 @@ table.cls tr.sum td{border-top:2px solid var(--line);color:var(--muted)}
 {{- with .EvalFig}}<figure>{{.Inline}}<figcaption><a href="{{.PNG}}">PNG</a> · <a href="{{.SVG}}">SVG</a></figcaption></figure>{{end}}
 {{- with .EvalClasses}}<div>{{template "classes" .}}</div>{{end}}
 </div>
+{{- end}}
+{{- with .Gallery}}
+<h3>Validation gallery</h3>
+{{- if .Note}}<p class="empty">{{.Note}}</p>{{end}}
+{{- if .Wrong}}<p class="note">Most confident mistakes, Grad-CAM at {{.Layer}} (yellow: what raised the predicted class most).</p>
+<div class="gallery">{{range .Wrong}}<figure><img {{.Src}} alt="{{.File}}" title="{{.File}}"><figcaption>{{.Caption}}</figcaption></figure>{{end}}</div>{{end}}
+{{- if .Right}}<p class="note">Right answers, by class.</p>
+<div class="gallery">{{range .Right}}<figure><img {{.Src}} alt="{{.File}}" title="{{.File}}"><figcaption>{{.Caption}}</figcaption></figure>{{end}}</div>{{end}}
 {{- end}}
 </section>
 {{- end}}

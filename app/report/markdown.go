@@ -109,6 +109,7 @@ func (rv *runView) markdown(b *strings.Builder) {
 			p("\n![%s](%s)\n", rv.evalFig.Title, rv.evalFig.PNGFile())
 		}
 	}
+	rv.markdownGallery(b)
 }
 
 // mdClassTable writes a classification report as a Markdown table.

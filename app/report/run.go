@@ -33,6 +33,9 @@ type Options struct {
 	// registry, which needs TensorFlow); nil leaves #params unknown and
 	// shows every run's dropout.
 	Network NetworkInfo
+	// Gallery computes each run's gallery of validation images with their
+	// Grad-CAM overlays; nil leaves the galleries out.
+	Gallery GalleryFunc
 	// Generated is the report's time stamp; zero means now.
 	Generated time.Time
 }
@@ -63,6 +66,7 @@ type Run struct {
 	Evaluation *Evaluation
 	Problems   []string
 	Best       bool
+	Gallery    *Gallery // nil when none was asked for (Options.Gallery)
 }
 
 // SelectedRow returns the metrics of the selected epoch, or nil.
@@ -95,6 +99,7 @@ func Build(found []Found, opts Options) *Report {
 	for _, f := range found {
 		r := Load(f.Dir, f.Name, opts)
 		r.Slug = uniqueSlug(slugify(f.Name), slugs)
+		addGallery(r, opts.Gallery)
 		rep.Runs = append(rep.Runs, r)
 	}
 	rep.Best = bestRun(rep.Runs)

@@ -29,6 +29,7 @@ type Row struct {
 	Params          *int64           `json:"params"`   // trainable parameters
 	Best            bool             `json:"best"`
 	Problems        []string         `json:"problems,omitempty"`
+	Gallery         *Gallery         `json:"gallery,omitempty"` // its images, without the overlays
 }
 
 // Hyperparameters are the settings of a run the table shows.
@@ -56,7 +57,7 @@ func (rep *Report) Rows() []Row {
 // Row returns the run's table row.
 func (r *Run) Row() Row {
 	row := Row{Name: r.Name, Dir: r.Dir, Status: r.State, Error: r.Status.Error, EpochsDone: r.EpochsDone,
-		Epochs: r.Status.Epochs, Best: r.Best, Problems: r.Problems}
+		Epochs: r.Status.Epochs, Best: r.Best, Problems: r.Problems, Gallery: r.Gallery}
 	if c := r.Config; c != nil {
 		row.Network = c.Network
 		row.Epochs = c.Epochs

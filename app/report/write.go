@@ -24,6 +24,7 @@ type Formats struct {
 type Written struct {
 	HTML, Markdown, JSON string // "" when not written
 	Figures              int    // PNG and SVG files
+	Gallery              int    // gallery overlays (PNG)
 }
 
 // JSON returns the model-selection table as a JSON array, one object per run.
@@ -61,6 +62,9 @@ func Write(rep *Report, dir string, f Formats) (Written, error) {
 	n, err := v.writeFigures(dir)
 	w.Figures = n
 	if err != nil {
+		return w, err
+	}
+	if w.Gallery, err = v.writeGalleries(dir); err != nil {
 		return w, err
 	}
 	if f.Markdown {

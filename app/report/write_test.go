@@ -199,6 +199,10 @@ func externalRefs(page string) []string {
 	for _, m := range fetchAttrRE.FindAllStringSubmatch(page, -1) {
 		v := strings.Trim(m[2], `"'`)
 		v = strings.TrimSpace(v)
+		// An inlined PNG (the gallery's overlays) is part of the page.
+		if strings.HasPrefix(v, "data:image/png;base64,") {
+			continue
+		}
 		if strings.HasPrefix(v, "//") || schemeRE.MatchString(v) {
 			out = append(out, m[0])
 		}
@@ -223,7 +227,8 @@ func TestExternalRefsChecker(t *testing.T) {
 		{`<script src="https://cdn.example.com/x.js"></script>`, true},
 		{`<img src="//cdn.example.com/x.png">`, true},
 		{`<link href='http://example.com/a.css'>`, true},
-		{`<image xlink:href="data:image/png;base64,AAAA"/>`, true}, // not needed: the page inlines SVG
+		{`<image xlink:href="data:image/svg+xml;base64,AAAA"/>`, true},    // not needed: the page inlines SVG
+		{`<img src="data:image/png;base64,iVBORw0KGgo=" alt="x">`, false}, // a gallery overlay, inlined
 		{`<style>body{background:url(x.png)}</style>`, true},
 		{`<style>@import "x.css";</style>`, true},
 		{`<svg xmlns="http://evil.example/ns"></svg>`, true},
