@@ -13,6 +13,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/atomicfile"
+	"github.com/kfash-tf/kfash-tf/internal/heatmap"
 )
 
 // explainSidecar is NAME.map.json: what the 16-bit map next to it shows.
@@ -136,11 +137,11 @@ func writeExplanation(base string, photo []float32, e graphs.Explanation, side e
 		fmt.Sprintf("explained %s %.1f%%", side.Class, 100*side.Probability),
 		fmt.Sprintf("%s %s", side.Network, side.Layer),
 	}
-	overlay, err := overlayPNG(photo, e.Map, e.Size, legend)
+	overlay, err := heatmap.OverlayPNG(photo, e.Map, e.Size, legend)
 	if err != nil {
 		return err
 	}
-	raw, err := mapPNG16(e.Map, e.Size)
+	raw, err := heatmap.MapPNG16(e.Map, e.Size)
 	if err != nil {
 		return err
 	}

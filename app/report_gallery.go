@@ -9,6 +9,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/augment"
 	"github.com/kfash-tf/kfash-tf/graphs"
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/internal/heatmap"
 )
 
 // The report's gallery: per run, the validation images its best checkpoint
@@ -187,7 +188,7 @@ func galleryImage(m *graphs.Servable, ex *graphs.Explainer, classes []string, c 
 		fmt.Sprintf("predicted %s %.1f%%", im.Predicted, 100*im.Probability),
 		fmt.Sprintf("%s %s", ex.Network(), ex.Layer()),
 	}
-	im.PNG, err = overlayPNG(img, e.Map, e.Size, legend)
+	im.PNG, err = heatmap.OverlayPNG(img, e.Map, e.Size, legend)
 	return im, err
 }
 

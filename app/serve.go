@@ -34,6 +34,8 @@ func serveCommand() *cli.Command {
 			"for its highest version). Endpoints:\n" +
 			"  POST /v1/models/NAME[/versions/N]:predict   {\"instances\": [...]} or {\"inputs\": ...}; images as\n" +
 			"       [S][S][3] RGB 0–255 numbers or {\"b64\": \"<JPEG/PNG bytes>\"}\n" +
+			"       \"explain\": true adds a Grad-CAM overlay PNG per image (a run folder only; each\n" +
+			"       explained image counts twice against --max-instances)\n" +
 			"  GET  /v1/models/NAME[/versions/N][/metadata] status and signatures\n" +
 			"  POST /v1/classify   multipart upload (field \"image\"), for people; GET / is a form for it\n" +
 			"  GET  /healthz\n" +

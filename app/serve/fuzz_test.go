@@ -26,7 +26,7 @@ func FuzzPredictRequest(f *testing.F) {
 	s := &Server{cfg: Config{Name: "kfash", MaxInstances: 4}.withDefaults(), size: 2, classes: serveTestClasses}
 	per := s.size * s.size * 3
 	f.Fuzz(func(t *testing.T, body []byte) {
-		images, _, herr := s.parsePredictRequest(body)
+		images, _, _, herr := s.parsePredictRequest(body)
 		if herr != nil {
 			if herr.status < 400 || herr.status > 499 || herr.msg == "" {
 				t.Fatalf("error %d %q", herr.status, herr.msg)

@@ -40,7 +40,10 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 		respondError(w, herr)
 		return
 	}
-	images, rowFormat, herr := s.parsePredictRequest(body)
+	images, rowFormat, explain, herr := s.parsePredictRequest(body)
+	if herr == nil && explain {
+		herr = s.checkExplain(len(images))
+	}
 	if herr == nil {
 		herr = s.checkImages(images)
 	}
@@ -49,7 +52,13 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 		return
 	}
 	w.images = len(images)
-	probs, herr := s.predict(ctx, images)
+	var probs []float32
+	var expl []explanation // nil unless asked for
+	if explain {
+		probs, expl, herr = s.explain(ctx, images)
+	} else {
+		probs, herr = s.predict(ctx, images)
+	}
 	if herr != nil {
 		respondError(w, herr)
 		return
@@ -57,25 +66,30 @@ func (s *Server) handlePredict(w *requestLog, r *http.Request) {
 	k := len(s.classes)
 	if rowFormat {
 		type row struct {
-			Probabilities []float32 `json:"probabilities"` // graphs.OutputProbabilities
-			Classes       int64     `json:"classes"`       // graphs.OutputClasses
-			ClassNames    string    `json:"class_names"`   // graphs.OutputClassNames
+			Probabilities []float32    `json:"probabilities"`         // graphs.OutputProbabilities
+			Classes       int64        `json:"classes"`               // graphs.OutputClasses
+			ClassNames    string       `json:"class_names"`           // graphs.OutputClassNames
+			Explanation   *explanation `json:"explanation,omitempty"` // when asked for
 		}
 		rows := make([]row, len(images))
 		for i := range rows {
 			p := probs[i*k : (i+1)*k]
 			c := graphs.Argmax(p)
 			rows[i] = row{Probabilities: p, Classes: int64(c), ClassNames: s.classes[c]}
+			if expl != nil {
+				rows[i].Explanation = &expl[i]
+			}
 		}
 		respondJSON(w, http.StatusOK, map[string]any{"predictions": rows})
 		return
 	}
 	type columns struct {
-		Probabilities [][]float32 `json:"probabilities"` // graphs.OutputProbabilities
-		Classes       []int64     `json:"classes"`       // graphs.OutputClasses
-		ClassNames    []string    `json:"class_names"`   // graphs.OutputClassNames
+		Probabilities [][]float32   `json:"probabilities"`         // graphs.OutputProbabilities
+		Classes       []int64       `json:"classes"`               // graphs.OutputClasses
+		ClassNames    []string      `json:"class_names"`           // graphs.OutputClassNames
+		Explanation   []explanation `json:"explanation,omitempty"` // when asked for
 	}
-	var out columns
+	out := columns{Explanation: expl}
 	for i := range images {
 		p := probs[i*k : (i+1)*k]
 		c := graphs.Argmax(p)

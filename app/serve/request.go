@@ -34,38 +34,42 @@ type predictRequest struct {
 	SignatureName string          `json:"signature_name"`
 	Instances     json.RawMessage `json:"instances"`
 	Inputs        json.RawMessage `json:"inputs"`
+	// Explain asks for a Grad-CAM explanation of each image (kfash-tf's
+	// extension; TensorFlow Serving has no such key).
+	Explain bool `json:"explain"`
 }
 
 // parsePredictRequest reads the body of :predict into its images, within
-// MaxInstances; rowFormat tells which format the answer takes.
-func (s *Server) parsePredictRequest(body []byte) (images []imageInput, rowFormat bool, herr *httpError) {
+// MaxInstances; rowFormat tells which format the answer takes, explain
+// whether it asks for explanations.
+func (s *Server) parsePredictRequest(body []byte) (images []imageInput, rowFormat, explain bool, herr *httpError) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, false, httpErrorf(http.StatusBadRequest, `empty request body: send {"instances": [...]} (row format) or {"inputs": ...} (columnar format)`)
+		return nil, false, false, httpErrorf(http.StatusBadRequest, `empty request body: send {"instances": [...]} (row format) or {"inputs": ...} (columnar format)`)
 	}
 	var req predictRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, false, httpErrorf(http.StatusBadRequest, "malformed JSON request: %v", err)
+		return nil, false, false, httpErrorf(http.StatusBadRequest, "malformed JSON request: %v", err)
 	}
 	hasInstances, hasInputs := req.Instances != nil, req.Inputs != nil
 	switch {
 	case hasInstances && hasInputs:
-		return nil, false, httpErrorf(http.StatusBadRequest, `the request has both "instances" and "inputs": send one (row or columnar format), not both`)
+		return nil, false, false, httpErrorf(http.StatusBadRequest, `the request has both "instances" and "inputs": send one (row or columnar format), not both`)
 	case !hasInstances && !hasInputs:
-		return nil, false, httpErrorf(http.StatusBadRequest, `the request has neither "instances" (row format) nor "inputs" (columnar format)`)
+		return nil, false, false, httpErrorf(http.StatusBadRequest, `the request has neither "instances" (row format) nor "inputs" (columnar format)`)
 	}
 	sig := req.SignatureName
 	if sig == "" {
 		sig = graphs.SignatureImages
 	}
 	if sig != graphs.SignatureImages && sig != graphs.SignatureBytes {
-		return nil, false, httpErrorf(http.StatusBadRequest, "unknown signature_name %q: this model serves %s and %s", req.SignatureName, graphs.SignatureImages, graphs.SignatureBytes)
+		return nil, false, false, httpErrorf(http.StatusBadRequest, "unknown signature_name %q: this model serves %s and %s", req.SignatureName, graphs.SignatureImages, graphs.SignatureBytes)
 	}
 	if hasInstances {
 		images, herr = s.parseInstances(req.Instances, sig)
 	} else {
 		images, herr = s.parseInputs(req.Inputs, sig)
 	}
-	return images, hasInstances, herr
+	return images, hasInstances, req.Explain, herr
 }
 
 // readBody reads a request body within MaxBody.

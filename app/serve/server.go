@@ -32,6 +32,12 @@ type Server struct {
 	// /v1/classify): at most MaxInFlight, the bound of the memory requests
 	// take.
 	processing chan struct{}
+	// explainer answers `"explain": true` (nil when the model cannot
+	// explain: explainErr says why); explaining holds a token per explain
+	// graph run, at most one.
+	explainer  *graphs.Explainer
+	explainErr error
+	explaining chan struct{}
 	// inFlight counts the requests whose handler has started and not
 	// returned: the ones a shutdown must finish.
 	inFlight atomic.Int64
@@ -41,7 +47,10 @@ type Server struct {
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
 // New prepares a server for m and starts its batching goroutine; it sets
-// m's decoding limits (MaxPixels, MaxGIFFrames). Serve runs it; Close (or
+// m's decoding limits (MaxPixels, MaxGIFFrames) and, when m can explain (a
+// run folder, or a SavedModel with the explain signature), adds Grad-CAM
+// to its graph for `"explain": true` requests (so it must come before
+// anything else uses m). Serve runs it; Close (or
 // the end of Serve) stops the batcher. The caller closes m afterwards.
 func New(m *graphs.Servable, cfg Config, logw io.Writer) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -52,6 +61,12 @@ func New(m *graphs.Servable, cfg Config, logw io.Writer) (*Server, error) {
 	m.MaxGIFFrames = cfg.MaxGIFFrames
 	s := &Server{cfg: cfg, model: m, classes: m.Classes(), size: m.InputSize(), log: log.New(logw, "", log.LstdFlags|log.Lmicroseconds),
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), processing: make(chan struct{}, cfg.MaxInFlight)}
+	s.explaining = make(chan struct{}, 1)
+	s.explainer, s.explainErr = graphs.NewExplainer(m, "")
+	if s.explainErr != nil && !errors.Is(s.explainErr, graphs.ErrNoExplain) {
+		// The model serves predictions all the same.
+		s.log.Printf("explain unavailable: %v", s.explainErr)
+	}
 	s.batch = newBatcher(m, len(s.classes), s.size*s.size*3, cfg.MaxBatch, cfg.BatchWait)
 	return s, nil
 }

@@ -775,6 +775,12 @@ func TestServeExportedSavedModel(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %q", c.name, code, data, c.status, c.want)
 		}
 	}
+	// A SavedModel without the explain signature cannot explain: a 400
+	// that says so.
+	if code, data := post(t, url, "application/json", `{"explain": true, "instances": [{"b64": "`+b64(files[1])+`"}]}`); code != http.StatusBadRequest ||
+		!strings.Contains(string(data), `is not available for this model`) || !strings.Contains(string(data), `no \"`+graphs.SignatureExplain+`\" signature`) {
+		t.Errorf("explain on a SavedModel: %d %s, want 400 naming the explain signature", code, data)
+	}
 	// A good request still works, alone and next to a bad one in flight.
 	var bad sync.WaitGroup
 	bad.Add(1)

@@ -1,4 +1,7 @@
-package app
+// Package heatmap draws Grad-CAM maps as images: a viridis heat map over
+// the photo with a legend (explain, the report gallery and serve's explain
+// all show this one drawing), and the map alone in 16 bits. Pure Go.
+package heatmap
 
 import (
 	"bytes"
@@ -13,9 +16,6 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 )
-
-// The images explain writes: the heat map over the photo with a legend,
-// and the map alone in 16 bits.
 
 // viridis is matplotlib's viridis at 9 evenly spaced points: perceptually
 // uniform and readable in grey and by the colour-blind, unlike a rainbow.
@@ -40,12 +40,22 @@ const (
 	overlayAlpha = 0.5 // the map's weight over the photo
 	minWidth     = 320 // overlays are scaled up to this so the legend's text fits
 	lineHeight   = 15  // basicfont.Face7x13 with 2 pixels of leading
+	barH         = 10  // the colour bar's height
 )
 
-// overlayPNG encodes the photo (size×size×3, 0–255) under the map
+// OverlaySize is the width and height of OverlayPNG's image for a
+// size×size map and a legend of lines lines: the photo scaled up to at
+// least 320 pixels square, above the legend strip.
+func OverlaySize(size, lines int) (w, h int) {
+	w = max(size, minWidth)
+	return w, w + 6 + barH + 4 + lineHeight*lines + 4
+}
+
+// OverlayPNG encodes the photo (size×size×3, 0–255) under the map
 // (size×size in [0,1]), scaled up to at least minWidth, above a legend
-// strip: a viridis colour bar from 0 to 1 and the lines of text.
-func overlayPNG(photo, m []float32, size int, lines []string) ([]byte, error) {
+// strip: a viridis colour bar from 0 to 1 and the lines of text. The image
+// is OverlaySize(size, len(lines)).
+func OverlayPNG(photo, m []float32, size int, lines []string) ([]byte, error) {
 	if len(photo) != size*size*3 || len(m) != size*size {
 		return nil, fmt.Errorf("overlay: %d photo values and %d map values for %d×%d", len(photo), len(m), size, size)
 	}
@@ -59,10 +69,8 @@ func overlayPNG(photo, m []float32, size int, lines []string) ([]byte, error) {
 		}
 		small.SetRGBA(p%size, p/size, color.RGBA{px[0], px[1], px[2], 255})
 	}
-	w := max(size, minWidth)
-	barH := 10
-	legendH := 6 + barH + 4 + lineHeight*len(lines) + 4
-	img := image.NewRGBA(image.Rect(0, 0, w, w+legendH))
+	w, h := OverlaySize(size, len(lines))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	draw.CatmullRom.Scale(img, image.Rect(0, 0, w, w), small, small.Bounds(), draw.Src, nil)
 	// The colour bar says what yellow and purple mean: 0 left, 1 right.
@@ -84,9 +92,9 @@ func overlayPNG(photo, m []float32, size int, lines []string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// mapPNG16 encodes the map (size×size in [0,1]) as a 16-bit grayscale PNG:
+// MapPNG16 encodes the map (size×size in [0,1]) as a 16-bit grayscale PNG:
 // 65535 is 1, so the map's values survive to 1.5e-5.
-func mapPNG16(m []float32, size int) ([]byte, error) {
+func MapPNG16(m []float32, size int) ([]byte, error) {
 	if len(m) != size*size {
 		return nil, fmt.Errorf("map: %d values for %d×%d", len(m), size, size)
 	}
