@@ -109,8 +109,9 @@ newcomer-check:
 	bash scripts/newcomer-check.sh
 
 REPORT ?= runs/demo/report
+SCREENSHOT_SIZE ?= 1400,3400
 screenshot:
-	bash scripts/screenshot.sh $(REPORT)/index.html $(REPORT)/screenshot.png
+	bash scripts/screenshot.sh $(REPORT)/index.html $(REPORT)/screenshot.png $(SCREENSHOT_SIZE)
 
 vet: setup
 	$(GO) vet ./...
