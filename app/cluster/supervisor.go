@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kfash-tf/kfash-tf/internal/tail"
 )
 
 // DefaultGrace is Options.Grace when none is given: time for a task to
@@ -84,7 +86,8 @@ type Task struct {
 	// interrupt, or stopping the cluster) before it ended.
 	Stopped bool
 
-	tail *tailWriter // a non-chief's last lines, to show when it fails
+	tail *tail.Writer // a non-chief's last lines, to show when it fails
+	log  *os.File     // its log file, closed when the task has ended
 }
 
 // Failed reports whether the task ended in any other way than exit
@@ -386,7 +389,7 @@ func (s *supervisor) start(i int) error {
 		if err != nil {
 			return err
 		}
-		t.tail = &tailWriter{w: f, f: f, keep: 10}
+		t.log, t.tail = f, &tail.Writer{W: f, Keep: 10}
 		cmd.Stdout, cmd.Stderr = t.tail, t.tail
 	}
 	if err := cmd.Start(); err != nil {
@@ -427,7 +430,7 @@ func (s *supervisor) fail(i int, reason string) {
 	t := s.res.Tasks[i]
 	s.say("task %d (%s) %s: stopping the other tasks", i, t.Addr, reason)
 	if t.tail != nil {
-		if lines := t.tail.lines(); len(lines) > 0 {
+		if lines := t.tail.Lines(); len(lines) > 0 {
 			s.say("last lines of %s:\n    %s", t.Log, strings.Join(lines, "\n    "))
 		}
 	}
@@ -460,8 +463,8 @@ func (s *supervisor) signalAll(sig syscall.Signal) {
 
 func (s *supervisor) closeLogs() {
 	for _, t := range s.res.Tasks {
-		if t.tail != nil {
-			t.tail.f.Close()
+		if t.log != nil {
+			t.log.Close()
 		}
 	}
 }

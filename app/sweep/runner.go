@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
+	"github.com/kfash-tf/kfash-tf/internal/tail"
 )
 
 // runner runs a sweep's children one at a time and forwards signals to
@@ -162,8 +163,8 @@ func (r childResult) failure(dir string) string {
 // runChild runs kfash-tf with args, streaming its output, and waits.
 func (sw *runner) runChild(args []string) childResult {
 	cmd := exec.Command(sw.exe, args...)
-	tail := &tailWriter{w: sw.w, keep: 8}
-	cmd.Stdout, cmd.Stderr = sw.w, tail
+	tw := &tail.Writer{W: sw.w, Keep: 8}
+	cmd.Stdout, cmd.Stderr = sw.w, tw
 	// Its own process group: a terminal's Ctrl-C goes to the sweep only,
 	// which forwards it exactly once.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -184,7 +185,7 @@ func (sw *runner) runChild(args []string) childResult {
 	sw.child = nil
 	signaled := sw.signaled
 	sw.mu.Unlock()
-	res := childResult{started: true, err: err, signaled: signaled, tail: tail.lines()}
+	res := childResult{started: true, err: err, signaled: signaled, tail: tw.Lines()}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		res.code = ee.ExitCode()
@@ -236,48 +237,6 @@ func (sw *runner) finish(stdout io.Writer, commandLine []string) error {
 			len(failed), len(sw.record.Runs), strings.Join(failed, ", "), filepath.Join(sw.s.out, "sweep.json"))
 	}
 	return nil
-}
-
-// tailWriter passes output through and keeps its last lines.
-type tailWriter struct {
-	w       io.Writer
-	keep    int
-	mu      sync.Mutex
-	partial []byte
-	last    []string
-}
-
-// Write passes p on, keeping the lines it ends (at \n or \r: a progress
-// line rewritten in place counts as one).
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.partial = append(t.partial, p...)
-	for {
-		i := strings.IndexAny(string(t.partial), "\n\r")
-		if i < 0 {
-			break
-		}
-		if line := strings.TrimSpace(string(t.partial[:i])); line != "" {
-			t.last = append(t.last, line)
-			if len(t.last) > t.keep {
-				t.last = t.last[len(t.last)-t.keep:]
-			}
-		}
-		t.partial = t.partial[i+1:]
-	}
-	return t.w.Write(p)
-}
-
-// lines returns the last lines written, and the unfinished one if any.
-func (t *tailWriter) lines() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := append([]string(nil), t.last...)
-	if line := strings.TrimSpace(string(t.partial)); line != "" {
-		out = append(out, line)
-	}
-	return out
 }
 
 // lastLine returns the last line of s that is not the exit status added

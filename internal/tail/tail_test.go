@@ -1,4 +1,4 @@
-package sweep
+package tail
 
 import (
 	"fmt"
@@ -7,12 +7,12 @@ import (
 	"testing"
 )
 
-func TestSweepTailWriterKeepsLastLines(t *testing.T) {
+func TestWriterKeepsLastLines(t *testing.T) {
 	var sink strings.Builder
-	tw := &tailWriter{w: &sink, keep: 2}
+	tw := &Writer{W: &sink, Keep: 2}
 	fmt.Fprint(tw, "one\ntwo\n\nthr")
 	fmt.Fprint(tw, "ee\rprogress\nfour")
-	if got := tw.lines(); !reflect.DeepEqual(got, []string{"three", "progress", "four"}) {
+	if got := tw.Lines(); !reflect.DeepEqual(got, []string{"three", "progress", "four"}) {
 		t.Errorf("lines %q", got)
 	}
 	if sink.String() != "one\ntwo\n\nthree\rprogress\nfour" {
