@@ -34,8 +34,9 @@ func explainCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "explain",
 		Usage:     "show where a trained network looks: a Grad-CAM heat map per photo",
-		ArgsUsage: "RUN PHOTO...",
-		Description: "RUN is a run folder (its best checkpoint). For each PHOTO (an image, or a folder of\n" +
+		ArgsUsage: "RUN|EXPORT PHOTO...",
+		Description: "RUN is a run folder (its best checkpoint); EXPORT, a SavedModel written by 'kfash-tf\n" +
+			"export', explained with its explain signature. For each PHOTO (an image, or a folder of\n" +
 			"images searched recursively) explain writes three files to --out, named after the photo:\n" +
 			"  NAME.explain.png  the photo at the network's input size under a viridis heat map\n" +
 			"                    (yellow: the regions that raised the class's score most), and a\n" +
@@ -45,7 +46,8 @@ func explainCommand() *cli.Command {
 			"The map is Grad-CAM (Selvaraju et al. 2017) over the network's last convolutional\n" +
 			"feature map ('kfash-tf models show NETWORK' marks it); --layer picks another row of that\n" +
 			"table. The class explained is each photo's predicted class unless --class names one.\n" +
-			"A SavedModel cannot be explained: explain needs the run folder it was exported from.\n\n" +
+			"An export explains the layer fixed when it was exported (the default): another --layer\n" +
+			"needs the run folder.\n\n" +
 			"Examples:\n" +
 			"  kfash-tf explain runs/cs3 photo.jpg --out heat/\n" +
 			"  kfash-tf explain runs/cs3 photos/ --out heat/ --class Retro\n" +
@@ -58,7 +60,7 @@ func explainCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() < 2 {
-				return fmt.Errorf("explain needs a run folder and at least one photo: kfash-tf explain RUN PHOTO... --out DIR")
+				return fmt.Errorf("explain needs a run folder or an export and at least one photo: kfash-tf explain RUN PHOTO... --out DIR")
 			}
 			err := runExplain(c, c.Args().First(), c.Args().Slice()[1:])
 			return explainInFlagTerms(err)

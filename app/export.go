@@ -97,7 +97,7 @@ func printExport(c *cli.Context, runDir string, version int64, res graphs.Export
 	rep := exportReport{Run: runDir, Dir: res.Dir, Version: version, Network: res.Network, Classes: res.Classes,
 		InputSize: cfg.InputSize, Checkpoint: res.Checkpoint, Epoch: res.State.Epoch, Step: res.State.Step,
 		Metrics: res.State.Metrics, Variables: res.Variables, CheckDiff: res.CheckDiff,
-		Signatures: []string{graphs.SignatureImages, graphs.SignatureBytes}}
+		Signatures: []string{graphs.SignatureImages, graphs.SignatureBytes, graphs.SignatureExplain}}
 	w := out(c)
 	if c.String("format") == "json" {
 		enc := json.NewEncoder(w)
@@ -119,7 +119,9 @@ func printExport(c *cli.Context, runDir string, version int64, res graphs.Export
 	fmt.Fprintf(w, "  %-16s image_bytes: string [-1] (JPEG, PNG, GIF, BMP)\n", graphs.SignatureBytes)
 	fmt.Fprintf(w, "  %-16s probabilities float32 [-1,%d], classes int64 [-1], class_names string [-1] (%s)\n",
 		"outputs:", k, strings.Join(res.Classes, ", "))
-	fmt.Fprintf(w, "  %-16s %d variables; TensorFlow loads it and both signatures match the run (max |Δp| %.2g)\n",
+	fmt.Fprintf(w, "  %-16s images → probabilities, classes and the Grad-CAM map float32 [-1,%d,%d] of the predicted class\n",
+		graphs.SignatureExplain, s, s)
+	fmt.Fprintf(w, "  %-16s %d variables; TensorFlow loads it and its signatures match the run (max |Δp| %.2g)\n",
 		"checked:", res.Variables, res.CheckDiff)
 	base, _ := filepath.Abs(filepath.Dir(res.Dir))
 	fmt.Fprintf(w, "serve it: kfash-tf serve %s   or   tensorflow_model_server --model_base_path=%s --model_name=%s\n",

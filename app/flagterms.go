@@ -81,7 +81,7 @@ func explainInFlagTerms(err error) error {
 		return &flagWorded{msg: fmt.Sprintf("--layer %q: network %s has no such layer with a spatial feature map; the ones that do: %s",
 			layer.Layer, layer.Network, strings.Join(layer.Known, ", ")), err: err}
 	case errors.Is(err, graphs.ErrNoExplain):
-		return &flagWorded{msg: err.Error() + ": explain needs a run folder; give the run this model was exported from", err: err}
+		return &flagWorded{msg: err.Error() + ": give the run this model was exported from, or export it again with this kfash-tf", err: err}
 	}
 	return inFlagTerms(err)
 }

@@ -17,13 +17,19 @@ const (
 
 	// SignatureExplain is the optional Grad-CAM signature: InputImages (and
 	// optionally InputTarget) → OutputProbabilities, OutputClasses,
-	// OutputTarget, OutputMap, OutputMapMin, OutputMapMax.
+	// OutputTarget, OutputMap, OutputMapMin, OutputMapMax, OutputNetwork,
+	// OutputLayer. Exports take InputImages only and explain the predicted
+	// class; Go feeds OutputTarget (a PlaceholderWithDefault) for others.
 	SignatureExplain = "explain"
 	InputTarget      = "target"  // int32 [N]: the class to explain (default: the predicted one)
 	OutputTarget     = "target"  // int32 [N]: the class explained
 	OutputMap        = "map"     // float32 [N,S,S]: Grad-CAM normalised to [0,1]
 	OutputMapMin     = "map_min" // float32 [N]: the map's minimum before normalising
 	OutputMapMax     = "map_max" // float32 [N]: the map's maximum before normalising
+	// The network and the explained layer, repeated per image: TensorFlow
+	// Serving's row format needs every output batched.
+	OutputNetwork = "network" // string [N]
+	OutputLayer   = "layer"   // string [N]
 
 	// SavedModelFile is the SavedModel proto in a version folder: the file
 	// that makes a folder a SavedModel.

@@ -16,7 +16,8 @@ import (
 // A [N,h,w,C], averaged over h×w into one weight per channel; the map is
 // ReLU(Σ_c w_c·A_c), upsampled bilinearly to the input size and normalised
 // to [0,1] per image. Everything after the feed is graph ops, so a
-// SavedModel could carry it as a signature (not yet: explain_savedmodel.go).
+// SavedModel carries it as its explain signature (savedmodel.go, read back
+// by explain_savedmodel.go).
 
 // gradCAMPrefix names the gradient ops AddGradients adds for Grad-CAM; one
 // Grad-CAM per graph.

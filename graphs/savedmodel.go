@@ -35,11 +35,16 @@ const decoderPrefix = "image_decoder"
 // Images input is a PlaceholderWithDefault defaulting to the decoded
 // ImageBytes batch. Feeding Images (serving_default) cuts the decoder off;
 // feeding ImageBytes (serving_bytes) runs it. One network, one set of
-// variables, no placeholder either signature leaves unfed.
+// variables, no placeholder either signature leaves unfed. The explain
+// signature adds Grad-CAM at the network's default layer on Images.
 type ExportGraph struct {
 	*InferenceGraph
 	Config     runs.Config
 	ImageBytes tf.Output // input: string [N] of encoded images
+	CAM        *GradCAM  // the explain signature's Grad-CAM
+	// Network and Layer are string [N]: the names the explain signature
+	// reports, one per image.
+	Network, Layer tf.Output
 
 	// snapshots reads each variable (VariableDef.snapshot_name, what
 	// Python's variable objects read), in Saver order.
@@ -76,6 +81,14 @@ func BuildExportGraph(cfg runs.Config) (*ExportGraph, error) {
 		eg.snapshots = append(eg.snapshots, op.ReadVariableOp(snap.SubScope(v.Name), v.Handle, tf.Float))
 	}
 	eg.labels = op.Const(root.SubScope("assets").SubScope("labels"), filepath.Base(LabelsAsset))
+	if eg.CAM, err = AddGradCAM(ig, ""); err != nil {
+		return nil, fmt.Errorf("building the export graph of %s: %w", cfg.Network, err)
+	}
+	names := root.SubScope("explain_names")
+	batch := op.Slice(names.SubScope("batch"), op.Shape(names, ig.Images, op.ShapeOutType(tf.Int32)),
+		op.Const(names.SubScope("begin"), []int32{0}), op.Const(names.SubScope("len"), []int32{1}))
+	eg.Network = op.Fill(names.SubScope("network"), batch, op.Const(names.SubScope("network_name"), ig.Spec.Name))
+	eg.Layer = op.Fill(names.SubScope("layer"), batch, op.Const(names.SubScope("layer_name"), eg.CAM.Layer))
 	if err := root.Err(); err != nil {
 		return nil, fmt.Errorf("building the export graph of %s: %w", cfg.Network, err)
 	}
@@ -111,6 +124,23 @@ func (eg *ExportGraph) SavedModel(description string) (*pb.SavedModel, error) {
 		SignatureBytes: {
 			Inputs:     map[string]*pb.TensorInfo{InputImageBytes: tensorInfo(eg.ImageBytes, -1)},
 			Outputs:    outputs,
+			MethodName: PredictMethod,
+		},
+		// Pixels only, like serving_default: the Explainer takes pixels, and
+		// an optional target input would trouble TensorFlow Serving, which
+		// wants every input fed.
+		SignatureExplain: {
+			Inputs: map[string]*pb.TensorInfo{InputImages: tensorInfo(eg.Images, -1, size, size, 3)},
+			Outputs: map[string]*pb.TensorInfo{
+				OutputProbabilities: tensorInfo(eg.Probs, -1, classes),
+				OutputClasses:       tensorInfo(eg.Classes, -1),
+				OutputTarget:        tensorInfo(eg.CAM.Target, -1),
+				OutputMap:           tensorInfo(eg.CAM.Map, -1, size, size),
+				OutputMapMin:        tensorInfo(eg.CAM.Min, -1),
+				OutputMapMax:        tensorInfo(eg.CAM.Max, -1),
+				OutputNetwork:       tensorInfo(eg.Network, -1),
+				OutputLayer:         tensorInfo(eg.Layer, -1),
+			},
 			MethodName: PredictMethod,
 		},
 	}
@@ -407,7 +437,7 @@ func refuseExisting(path string) error {
 }
 
 // checkExport loads the SavedModel in dir with TensorFlow's loader and
-// compares both of its signatures with the restored export graph on a
+// compares its signatures' probabilities with the restored export graph on a
 // synthetic batch: whole-valued pixels at the input size, so that the PNG
 // files fed to serving_bytes decode and "resize" (at scale 1) to exactly the
 // same input. It returns the largest probability difference.
@@ -456,7 +486,7 @@ func checkExport(eg *ExportGraph, sess *tf.Session, dir string, sc runs.SessionC
 	for _, c := range []struct {
 		sig, input string
 		value      *tf.Tensor
-	}{{SignatureImages, InputImages, images}, {SignatureBytes, InputImageBytes, encoded}} {
+	}{{SignatureImages, InputImages, images}, {SignatureBytes, InputImageBytes, encoded}, {SignatureExplain, InputImages, images}} {
 		got, err := runSignature(sm, c.sig, c.input, c.value)
 		if err != nil {
 			return 0, err

@@ -79,6 +79,7 @@ type Servable struct {
 	// Run folder: the restored predictor. SavedModel: the feeds and
 	// fetches of its signatures.
 	predictor  *Predictor
+	saved      *tf.SavedModel // SavedModel: the loaded model, for its explain signature
 	images     tf.Output
 	probs      tf.Output
 	hasBytes   bool // the SavedModel decodes encoded images itself (serving_bytes)

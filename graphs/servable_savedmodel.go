@@ -63,7 +63,7 @@ func newSavedModelServable(sm *tf.SavedModel, dir string, version int64) (*Serva
 	if len(shape) != 4 || shape[1] <= 0 || shape[1] != shape[2] || shape[3] != 3 {
 		return nil, fmt.Errorf("SavedModel %s: input %s has shape %v; want [-1,S,S,3] (square RGB images)", dir, InputImages, in.Shape)
 	}
-	s := &Servable{kind: KindSavedModel, version: version, dir: dir, size: int(shape[1]), sess: sm.Session}
+	s := &Servable{kind: KindSavedModel, version: version, dir: dir, size: int(shape[1]), sess: sm.Session, saved: sm}
 	if s.images, err = graphOutput(sm.Graph, in.Name); err != nil {
 		return nil, fmt.Errorf("SavedModel %s: input %s: %w", dir, InputImages, err)
 	}

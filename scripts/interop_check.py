@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Load a SavedModel written by 'kfash-tf export' with TensorFlow's Python API
-and run both of its signatures; print what came out as one JSON object.
+and run its signatures; print what came out as one JSON object.
 
     interop_check.py --dir EXPORT/1 [--images images.npy] [--bytes a.png b.jpg ...]
 
---images is a float32 [N,S,S,3] .npy fed to serving_default; --bytes are
+--images is a float32 [N,S,S,3] .npy fed to serving_default (and to explain,
+when the model has it); --bytes are
 image files fed, as one batch, to serving_bytes. The JSON holds the
 TensorFlow version, the signature names with their inputs and outputs, the
 model's variables and assets as tf.saved_model.load sees them, and the
@@ -62,6 +63,9 @@ def main():
         if images.dtype != np.float32 or images.ndim != 4:
             sys.exit("%s: want a float32 [N,S,S,3] array, got %s %s" % (args.images, images.dtype, images.shape))
         report["serving_default"] = outputs_json(model.signatures["serving_default"](images=tf.constant(images)))
+        # The Grad-CAM signature, in exports that carry it: same pixels.
+        if "explain" in model.signatures:
+            report["explain"] = outputs_json(model.signatures["explain"](images=tf.constant(images)))
     if args.bytes:
         files = []
         for path in args.bytes:

@@ -775,11 +775,27 @@ func TestServeExportedSavedModel(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %q", c.name, code, data, c.status, c.want)
 		}
 	}
-	// A SavedModel without the explain signature cannot explain: a 400
-	// that says so.
-	if code, data := post(t, url, "application/json", `{"explain": true, "instances": [{"b64": "`+b64(files[1])+`"}]}`); code != http.StatusBadRequest ||
-		!strings.Contains(string(data), `is not available for this model`) || !strings.Contains(string(data), `no \"`+graphs.SignatureExplain+`\" signature`) {
-		t.Errorf("explain on a SavedModel: %d %s, want 400 naming the explain signature", code, data)
+	// An export carries the explain signature: explained predictions are
+	// the model's, with a decodable overlay.
+	code, data := post(t, url, "application/json", `{"explain": true, "instances": [{"b64": "`+b64(files[1])+`"}]}`)
+	var explained struct {
+		Predictions []explainedRow `json:"predictions"`
+	}
+	if code != http.StatusOK || json.Unmarshal(data, &explained) != nil || len(explained.Predictions) != 1 || explained.Predictions[0].Explanation == nil {
+		t.Errorf("explain on an export: %d %.300s, want 200 with an explanation", code, data)
+	} else if e := explained.Predictions[0].Explanation; e.ClassName == "" || e.OverlayB64 == "" {
+		t.Errorf("explain on an export: explanation %+v", e)
+	} else {
+		// The explain graph takes pixels, so the image is decoded in Go.
+		px, err := m.DecodeImage(files[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		goWant, err := m.Predict(px, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, "explained export", []rowPrediction{explained.Predictions[0].rowPrediction}, goWant)
 	}
 	// A good request still works, alone and next to a bad one in flight.
 	var bad sync.WaitGroup

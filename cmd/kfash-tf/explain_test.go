@@ -119,12 +119,19 @@ func TestExplainWritesMapsAndExplainsMistakes(t *testing.T) {
 		t.Errorf("a failed explain left %s behind (%v)", fresh, err)
 	}
 
-	// An export has no explain signature: explain says to use the run.
+	// An export explains with its explain signature, at the layer fixed
+	// at export; another layer needs the run.
 	exportDir := filepath.Join(t.TempDir(), "export")
 	mustRun(t, "export", runDir, "--out", exportDir)
-	_, stderr, code = run(t, "explain", exportDir, photos[0], "--out", fresh)
-	if code == 0 || !strings.Contains(stderr, "explain needs a run folder") {
-		t.Errorf("explain of a SavedModel: exit %d:\n%s", code, stderr)
+	fromExport := filepath.Join(t.TempDir(), "from-export")
+	if _, stderr, code = run(t, "explain", exportDir, photos[0], "--out", fromExport); code != 0 {
+		t.Errorf("explain of an export: exit %d:\n%s", code, stderr)
+	} else if m, _ := filepath.Glob(filepath.Join(fromExport, "*.map.json")); len(m) != 1 {
+		t.Errorf("explain of an export wrote %v, want one map", m)
+	}
+	_, stderr, code = run(t, "explain", exportDir, photos[0], "--out", fresh, "--layer", "block3/conv2")
+	if code == 0 || !strings.Contains(stderr, "fixed at export") {
+		t.Errorf("explain of an export at another layer: exit %d:\n%s", code, stderr)
 	}
 }
 

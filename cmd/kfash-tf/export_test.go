@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -171,6 +172,13 @@ type interopReport struct {
 	Assets         []string       `json:"assets"`
 	ServingDefault *interopOutput `json:"serving_default"`
 	ServingBytes   *interopOutput `json:"serving_bytes"`
+	Explain        *struct {
+		Probabilities [][]float32   `json:"probabilities"`
+		Target        []int32       `json:"target"`
+		Map           [][][]float32 `json:"map"`
+		Network       []string      `json:"network"`
+		Layer         []string      `json:"layer"`
+	} `json:"explain"`
 }
 
 type tensorSpec struct {
@@ -186,8 +194,9 @@ type interopOutput struct {
 
 // A tiny trained run, exported by the binary, gives the run's own
 // probabilities (Go InferenceGraph + Predictor) through every loader:
-// Python's tf.saved_model.load (both signatures), saved_model_cli run, and
-// Go's tf.LoadSavedModel; saved_model_cli show lists both signatures.
+// Python's tf.saved_model.load (all three signatures, explain's maps against
+// the Go Explainer), saved_model_cli run, and Go's tf.LoadSavedModel;
+// saved_model_cli show lists the signatures.
 func TestExportInterop(t *testing.T) {
 	binary(t)
 	python := pythonTF(t)
@@ -316,6 +325,48 @@ func TestExportInterop(t *testing.T) {
 		}
 	}
 
+	// (a) Python's explain signature against the run folder's Explainer:
+	// the same Grad-CAM maps, class and layer.
+	if py.Explain == nil {
+		t.Fatalf("interop_check.py ran no %s signature: the export lacks it", graphs.SignatureExplain)
+	}
+	rs, err := graphs.OpenServable(runDir, "best", runs.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	ex, err := graphs.NewExplainer(rs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goCAM, err := ex.Explain(images, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var goMaps []float32
+	var pyMaps []float32
+	for i, e := range goCAM {
+		goMaps = append(goMaps, e.Map...)
+		if i < len(py.Explain.Map) {
+			pyMaps = append(pyMaps, flatten(py.Explain.Map[i])...)
+		}
+		if i >= len(py.Explain.Target) || int(py.Explain.Target[i]) != e.Target ||
+			py.Explain.Layer[i] != ex.Layer() || py.Explain.Network[i] != ex.Network() {
+			t.Errorf("python explain, image %d: target %v layer %v network %v; Go explains class %d at %s/%s",
+				i, py.Explain.Target, py.Explain.Layer, py.Explain.Network, e.Target, ex.Network(), ex.Layer())
+			break
+		}
+	}
+	// A flat map everywhere would make the comparison vacuous.
+	if slices.Max(goMaps) <= 0 {
+		t.Error("every Go Grad-CAM map is flat: nothing to compare")
+	}
+	d = maxDiff(t, "python explain map", pyMaps, goMaps)
+	t.Logf("(a) tf.saved_model.load explain vs Go Explainer: max |Δmap| = %.3g", d)
+	if d > 1e-5 {
+		t.Errorf("python's explain map differs from the Go Explainer's by %g", d)
+	}
+
 	// (c) Go's tf.LoadSavedModel, both signatures; serving_bytes must agree
 	// with Python's exactly (the same graph), and with the Go pipeline up
 	// to the ≤1-level pixel rounding of the resize.
@@ -362,7 +413,7 @@ func TestExportInterop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("saved_model_cli show: %v\n%s", err, tail(string(show), 30))
 	}
-	for _, sig := range []string{graphs.SignatureImages, graphs.SignatureBytes} {
+	for _, sig := range []string{graphs.SignatureImages, graphs.SignatureBytes, graphs.SignatureExplain} {
 		if !strings.Contains(string(show), "signature_def['"+sig+"']") {
 			t.Errorf("saved_model_cli show --all does not list %s:\n%s", sig, show)
 		}
