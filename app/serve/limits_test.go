@@ -260,18 +260,8 @@ func TestServeShutdownDrains(t *testing.T) {
 	// finish the model run under way and write the answer.
 	cfg.MaxBatch, cfg.BatchWait, cfg.MaxInstances = 1, 0, 4096
 	cfg.ShutdownTimeout = 4 * time.Second
-	s, err := New(m, cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	s, ln, cancel, served := serveOnLoopback(t, m, cfg)
 	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
 	url := "http://" + ln.Addr().String() + "/v1/models/kfash:predict"
 	type answer struct {
 		code int

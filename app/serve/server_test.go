@@ -534,18 +534,8 @@ func TestServeShutdownFinishesInFlight(t *testing.T) {
 	m := serveTestModel(t)
 	cfg := serveTestConfig()
 	cfg.BatchWait = 500 * time.Millisecond // the request waits in the batcher while we shut down
-	s, err := New(m, cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	s, ln, cancel, served := serveOnLoopback(t, m, cfg)
 	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
 	url := "http://" + ln.Addr().String() + "/v1/models/kfash:predict"
 
 	type answer struct {
@@ -806,4 +796,23 @@ func TestServeExportedSavedModel(t *testing.T) {
 	}()
 	checkRows(t, "after bad inputs", predictRows(t, url, `{"instances": [{"b64": "`+b64(files[1])+`"}]}`), want[k:2*k])
 	bad.Wait()
+}
+
+// serveOnLoopback runs Serve for a server of m on a free loopback port, as
+// the serve command does (a real listener, so a shutdown closes it); cancel
+// starts the shutdown, and served gets Serve's result.
+func serveOnLoopback(t *testing.T, m *graphs.Servable, cfg Config) (*Server, net.Listener, context.CancelFunc, <-chan error) {
+	t.Helper()
+	s, err := New(m, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	return s, ln, cancel, served
 }
