@@ -10,6 +10,8 @@
 #   make fuzz           each fuzz target for FUZZTIME (default 10s)
 #   make bench          kfash-tf vs Keras vs PyTorch on this CPU → BENCHMARKS.md, bench/results.json
 #                       (BENCH=quick: vgg8 only, ~10 min; fetches the peers' venvs once, ~3.3 GB)
+#   make parity         accuracy parity: kfash-tf vs Keras vs PyTorch, same recipe, 3 seeds → PARITY.md,
+#                       parity/results.json (PARITY_* settings: see bench/parity.py --help)
 #   make bench-serve    load test of kfash-tf serve (throughput, latency, RSS)
 #   make newcomer-check clone into an empty temp folder and run the README's two commands
 #   make screenshot     headless-Chromium PNG of a report (REPORT=runs/demo/report)
@@ -60,7 +62,7 @@ export CGO_CFLAGS  := -I$(TF_DIR)/include
 export CGO_LDFLAGS := -L$(TF_LIBDIR) -Wl,-rpath,$(TF_LIBDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: fuzz setup build test vet fmt-check clean print-tf-dir help bench bench-serve demo newcomer-check screenshot
+.PHONY: fuzz setup build test vet fmt-check clean print-tf-dir help bench parity bench-serve demo newcomer-check screenshot
 
 setup:
 	@dir=$$($(LIBTF_SH)) && echo "TensorFlow C library $(TF_VERSION) ($(TF_VARIANT)): $$dir"
@@ -96,6 +98,13 @@ BENCH ?= full
 bench: build
 	@keras=$$(bash scripts/pyenv.sh) && torch=$$(bash scripts/pyenv-torch.sh) && \
 	python3 bench/run.py --mode $(BENCH) --keras-python "$$keras" --torch-python "$$torch"
+
+# Accuracy against Keras and PyTorch on the same recipe and folder (a
+# benchmark, not a test): bench/parity.py, configured by PARITY_* variables
+# from the environment (PARITY_NETWORKS, PARITY_EPOCHS, PARITY_SEEDS, ...).
+parity: build
+	@keras=$$(bash scripts/pyenv.sh) && torch=$$(bash scripts/pyenv-torch.sh) && \
+	python3 bench/parity.py --keras-python "$$keras" --torch-python "$$torch"
 
 # Load test of 'kfash-tf serve' on loopback (wrk; figures go to BENCHMARKS.md).
 bench-serve: build

@@ -21,6 +21,7 @@ import (
 	"github.com/kfash-tf/kfash-tf/graphs/runs"
 	"github.com/kfash-tf/kfash-tf/internal/crashpoint"
 	"github.com/kfash-tf/kfash-tf/models"
+	"github.com/kfash-tf/kfash-tf/tfops"
 )
 
 func trainCommand(version string) *cli.Command {
@@ -105,7 +106,15 @@ func runTrain(c *cli.Context, version string) error {
 	if err != nil {
 		return fail(err)
 	}
-	defer lock.Release()
+	// started: the run folder holds a run (resumed, or config.json written).
+	started := ts.resumed
+	defer func() {
+		if started {
+			lock.Release()
+		} else {
+			lock.Abandon()
+		}
+	}()
 	crash, err := crashpoint.FromEnv()
 	if err != nil {
 		return fail(err)
@@ -177,6 +186,7 @@ func runTrain(c *cli.Context, version string) error {
 			}
 			return fail(err)
 		}
+		started = true
 		if err := trainer.Initialize(); err != nil {
 			return fail(err)
 		}
@@ -422,6 +432,9 @@ func runConfigFromFlags(c *cli.Context, spec models.Spec, version string) (runs.
 	if cfg.Epochs < 1 || cfg.BatchSize < 1 {
 		return cfg, fmt.Errorf("--epochs and --batch-size must be at least 1")
 	}
+	if _, err := tfops.ParseInitScheme(cfg.Init); err != nil {
+		return cfg, fmt.Errorf("--init: %w", err)
+	}
 	norm, err := augment.ParseNormalize(cfg.Normalize)
 	if err != nil {
 		return cfg, err
@@ -464,7 +477,7 @@ func modelConfig(spec models.Spec, cfg runs.Config) graphs.ModelConfig {
 	return graphs.ModelConfig{
 		Network: spec, Net: models.Config{NumClasses: len(cfg.Classes), Dropout: cfg.Dropout},
 		Mean: cfg.Mean, Std: cfg.Std, LabelSmoothing: cfg.LabelSmoothing, ClassWeights: cfg.ClassWeights,
-		Seed: cfg.Seed, Optimizer: cfg.Optimizer,
+		Seed: cfg.Seed, Init: tfops.InitScheme(cfg.Init), Optimizer: cfg.Optimizer,
 	}
 }
 

@@ -571,16 +571,24 @@ def target_lines(b, networks):
 
 
 def update_markdown(path, block):
-    """Replaces the text between the markers, or inserts the block after the
-    first paragraph when the file has none."""
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    gen = f"{BEGIN}\n{block}{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    """Replaces the text between the markers, or appends them under the
+    make bench heading when the file has none."""
+    replace_block(path, block, BEGIN, END, "# Benchmarks\n", "## kfash-tf vs Keras vs PyTorch (`make bench`)\n\n")
+
+
+def replace_block(path, block, begin, end, new_file, lead=""):
+    """Writes block between the markers begin and end of the Markdown file
+    path, keeping the rest of it. A file without the markers gets them at
+    its end after lead; a missing one starts as new_file. Written whole and
+    renamed into place."""
+    text = open(path).read() if os.path.exists(path) else new_file
+    gen = f"{begin}\n{block}{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + gen + tail
     else:
-        text = text.rstrip("\n") + "\n\n## kfash-tf vs Keras vs PyTorch (`make bench`)\n\n" + gen + "\n"
+        text = text.rstrip("\n") + "\n\n" + lead + gen + "\n"
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

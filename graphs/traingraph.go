@@ -18,8 +18,9 @@ type ModelConfig struct {
 	Net            models.Config // classes and dropout
 	Mean, Std      [3]float32    // preprocessing: (pixel − mean) / std on 0–255 RGB
 	LabelSmoothing float32
-	ClassWeights   []float32 // nil: all 1; else one weight per class (PyTorch's weighted mean)
-	Seed           int64     // initial weights and dropout masks
+	ClassWeights   []float32        // nil: all 1; else one weight per class (PyTorch's weighted mean)
+	Seed           int64            // initial weights and dropout masks
+	Init           tfops.InitScheme // initial kernels and biases; "" is tfops.InitTorch
 	Optimizer      runs.OptimizerConfig
 	// Sync, when set, makes the graph one replica of synchronous
 	// data-parallel training (see SyncConfig and collective.go): the
@@ -88,7 +89,7 @@ func BuildTrainGraph(cfg ModelConfig) (*TrainGraph, error) {
 	}
 	g := tf.NewGraph()
 	root := op.NewScopeWithGraph(g)
-	tg := &TrainGraph{Graph: g, Store: tfops.NewStore(root.SubScope("vars"), cfg.Seed)}
+	tg := &TrainGraph{Graph: g, Store: tfops.NewStore(root.SubScope("vars"), cfg.Seed).WithInit(cfg.Init)}
 	size := int64(cfg.Network.InputSize)
 	classes := int64(cfg.Net.NumClasses)
 	tg.Images = op.Placeholder(root.SubScope("images"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, size, size, 3)))

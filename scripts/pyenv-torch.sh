@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A Python virtualenv with PyTorch, the CPU peer of 'make bench' (bench/peers/torch_bench.py).
+# A Python virtualenv with PyTorch, the CPU peer of 'make bench'
+# (bench/peers/torch_bench.py) and 'make parity' (bench/peers/torch_train.py).
 #
 #   ${KFASH_TF_CACHE:-$HOME/.cache/kfash-tf}/pyenv-torch-<version>/
 #     bin/python, ...
@@ -27,16 +28,18 @@ set -euo pipefail
 PROG=pyenv-torch.sh
 VERSION=2.15.0
 NAME="pyenv-torch-${VERSION}"
-PIP_REQS=("torch==${VERSION}" numpy)
+# pillow decodes the photos in the parity peer (bench/peers/torch_train.py).
+PIP_REQS=("torch==${VERSION}" numpy pillow)
 NEED_FREE_MB=9000 # downloads + the installed venv (about 6 GB)
 PY_VERSIONS="3.10 3.11 3.12 3.13"
 WHY_PYTHON="the PyTorch benchmark peer"
 DOWNLOAD_NOTE="about 3 GB of downloads, once"
 
-pyenv_installed_extra() { true; }
+# A venv from before pillow was in PIP_REQS lacks it: not installed, rebuilt.
+pyenv_installed_extra() { compgen -G "$ENV_DIR/lib/python3.*/site-packages/PIL/__init__.py" >/dev/null; }
 
 pyenv_verify() {
-	"$ENV_DIR/bin/python" -c 'import torch; torch.ones(2, 2) @ torch.ones(2, 2); print(torch.__version__.split("+")[0])'
+	"$ENV_DIR/bin/python" -c 'import PIL.Image, numpy, torch; torch.ones(2, 2) @ torch.ones(2, 2); print(torch.__version__.split("+")[0])'
 }
 
 # shellcheck source=scripts/pyenv-lib.sh

@@ -14,7 +14,8 @@ type Conv struct {
 	Stride  int64 // default 1
 	Pad     int64 // pixels on each side, as PyTorch's padding=
 	Bias    bool
-	// Init of the kernel; nil means PyTorch's default (TorchDefault).
+	// Init of the kernel under InitTorch (the network's own choice); nil
+	// means PyTorch's default (TorchDefault). Other schemes replace it.
 	Init func(fanIn, fanOut int64) Init
 }
 
@@ -34,12 +35,9 @@ func (n *Net) Conv2D(name string, x tf.Output, c Conv) tf.Output {
 	in := n.dims(name, x, 4)
 	cin := in[3]
 	fanIn, fanOut := cin*c.Kernel*c.Kernel, c.Filters*c.Kernel*c.Kernel
-	init := TorchDefault(fanIn)
-	if c.Init != nil {
-		init = c.Init(fanIn, fanOut)
-	}
+	kinit, binit := layerInit(n.b.store.Init(), fanIn, fanOut, c.Init)
 	s := n.s.SubScope(name)
-	w, wr := n.variable(name, "kernel", []int64{c.Kernel, c.Kernel, cin, c.Filters}, RoleKernel, init)
+	w, wr := n.variable(name, "kernel", []int64{c.Kernel, c.Kernel, cin, c.Filters}, RoleKernel, kinit)
 	vars := []*Variable{w}
 	padding := "VALID"
 	switch {
@@ -51,7 +49,7 @@ func (n *Net) Conv2D(name string, x tf.Output, c Conv) tf.Output {
 	}
 	y := op.Conv2D(s, x, wr, []int64{1, c.Stride, c.Stride, 1}, padding, op.Conv2DDataFormat("NHWC"))
 	if c.Bias {
-		b, br := n.variable(name, "bias", []int64{c.Filters}, RoleBias, TorchDefault(fanIn))
+		b, br := n.variable(name, "bias", []int64{c.Filters}, RoleBias, binit)
 		vars = append(vars, b)
 		y = op.BiasAdd(s, y, br)
 	}
@@ -60,14 +58,14 @@ func (n *Net) Conv2D(name string, x tf.Output, c Conv) tf.Output {
 	return y
 }
 
-// Dense adds a fully connected layer called name with PyTorch's default
-// initialisation: y = x·W + b.
+// Dense adds a fully connected layer called name, y = x·W + b, initialised
+// by the store's scheme.
 func (n *Net) Dense(name string, x tf.Output, units int64) tf.Output {
 	in := n.dims(name, x, 2)[1]
 	s := n.s.SubScope(name)
-	init := TorchDefault(in)
-	w, wr := n.variable(name, "kernel", []int64{in, units}, RoleKernel, init)
-	b, br := n.variable(name, "bias", []int64{units}, RoleBias, init)
+	kinit, binit := layerInit(n.b.store.Init(), in, units, nil)
+	w, wr := n.variable(name, "kernel", []int64{in, units}, RoleKernel, kinit)
+	b, br := n.variable(name, "bias", []int64{units}, RoleBias, binit)
 	y := op.BiasAdd(s, op.MatMul(s, x, wr), br)
 	n.record(name, "dense", y, []*Variable{w, b}, 2*in*units)
 	return y

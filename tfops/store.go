@@ -58,6 +58,66 @@ func TorchDefault(fanIn int64) Init { return Uniform(1 / math.Sqrt(float64(fanIn
 // initialiser torchvision's ResNet uses for its convolutions.
 func HeNormalFanOut(fanOut int64) Init { return Normal(math.Sqrt(2 / float64(fanOut))) }
 
+// GlorotUniform is Glorot (Xavier) uniform, U(±√(6/(fan_in+fan_out))):
+// Keras's default for Conv2D and Dense kernels.
+func GlorotUniform(fanIn, fanOut int64) Init {
+	return Uniform(math.Sqrt(6 / float64(fanIn+fanOut)))
+}
+
+// HeNormal is kaiming_normal(mode="fan_in", nonlinearity="relu"),
+// N(0, 2/fan_in): the variance that keeps a ReLU network's activations at
+// one scale from layer to layer.
+func HeNormal(fanIn int64) Init { return Normal(math.Sqrt(2 / float64(fanIn))) }
+
+// InitScheme picks the initial kernels and biases of every convolution and
+// dense layer of a network. Batch norm starts at γ = 1, β = 0 in every
+// scheme.
+type InitScheme string
+
+// The initialisation schemes. The zero value is InitTorch.
+const (
+	// InitTorch is PyTorch's defaults (kernel and bias U(±1/√fan_in)) and
+	// the network's own choices where its reference code makes them
+	// (torchvision's ResNet: He-normal fan-out convolutions): the study's.
+	InitTorch InitScheme = "torch"
+	// InitGlorot is Keras's defaults: Glorot-uniform kernels, zero biases.
+	InitGlorot InitScheme = "glorot"
+	// InitHe is He-normal (fan-in) kernels and zero biases.
+	InitHe InitScheme = "he"
+)
+
+// InitSchemes returns the names ParseInitScheme accepts.
+func InitSchemes() []string { return []string{string(InitTorch), string(InitGlorot), string(InitHe)} }
+
+// ParseInitScheme parses a scheme name; the empty string is InitTorch (run
+// folders written before the choice existed).
+func ParseInitScheme(name string) (InitScheme, error) {
+	switch InitScheme(name) {
+	case "", InitTorch:
+		return InitTorch, nil
+	case InitGlorot, InitHe:
+		return InitScheme(name), nil
+	}
+	return "", fmt.Errorf("unknown initialisation %q: use torch, glorot or he", name)
+}
+
+// layerInit returns the kernel and bias initialisers of a layer with these
+// fans under scheme; own is the network's own kernel choice (nil: PyTorch's
+// default), which only InitTorch keeps.
+func layerInit(scheme InitScheme, fanIn, fanOut int64, own func(fanIn, fanOut int64) Init) (kernel, bias Init) {
+	switch scheme {
+	case InitGlorot:
+		return GlorotUniform(fanIn, fanOut), Constant(0)
+	case InitHe:
+		return HeNormal(fanIn), Constant(0)
+	}
+	kernel = TorchDefault(fanIn)
+	if own != nil {
+		kernel = own(fanIn, fanOut)
+	}
+	return kernel, TorchDefault(fanIn)
+}
+
 // Variable is one resource variable of a network or optimizer.
 type Variable struct {
 	Name      string // unique, "/"-separated path; also its checkpoint key
@@ -84,6 +144,7 @@ func (v *Variable) Size() int64 {
 type Store struct {
 	scope *op.Scope
 	seed  int64
+	init  InitScheme
 	vars  map[string]*Variable
 	order []*Variable
 }
@@ -93,6 +154,22 @@ type Store struct {
 // variable draws from a stateless generator keyed by (seed, hash(name)).
 func NewStore(root *op.Scope, seed int64) *Store {
 	return &Store{scope: root, seed: seed, vars: map[string]*Variable{}}
+}
+
+// WithInit sets the scheme the layers built on s initialise their kernels
+// and biases with (InitTorch when never set) and returns s. Set it before
+// building: variables already created keep their initialisers.
+func (s *Store) WithInit(scheme InitScheme) *Store {
+	s.init = scheme
+	return s
+}
+
+// Init returns the store's initialisation scheme.
+func (s *Store) Init() InitScheme {
+	if s.init == "" {
+		return InitTorch
+	}
+	return s.init
 }
 
 // Seed returns the store's seed.

@@ -350,6 +350,7 @@ func (rv *runView) settings() [][2]string {
 		{"Dropout", rv.row.dropoutCell()},
 		{"Augmentation", c.Augment},
 		{"Preprocessing", c.Normalize},
+		{"Initialisation", initText(c.Init)},
 		{"Selection rule", fmt.Sprintf("%s (%s)", rv.run.Rule, ruleText(rv.run.Rule))},
 		{"Seed", fmt.Sprint(c.Seed)},
 		{"Made", madeText(rv.run)},
@@ -367,6 +368,15 @@ func (rv *runView) settings() [][2]string {
 		out = append(out, [2]string{"kfash-tf", c.Program})
 	}
 	return out
+}
+
+// initText names a run's initialisation scheme; run folders written before
+// it was a choice do not record it and used PyTorch's.
+func initText(scheme string) string {
+	if scheme == "" {
+		return "torch"
+	}
+	return scheme
 }
 
 // statusLine describes the run's progress: "finished, 5 of 5 epochs".

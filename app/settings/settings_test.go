@@ -3,6 +3,7 @@ package settings
 import (
 	"flag"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -46,9 +47,9 @@ func TestSettingRecordedReadsBackApplied(t *testing.T) {
 		}
 		compared++
 	}
-	// The settings the sweep compared before the table existed.
-	if compared != 12 {
-		t.Errorf("%d settings compared by the sweep, want 12", compared)
+	// The settings the sweep compared before the table existed, and init.
+	if compared != 13 {
+		t.Errorf("%d settings compared by the sweep, want 13", compared)
 	}
 }
 
@@ -111,7 +112,8 @@ func TestSettingRecipe(t *testing.T) {
 	r := e.Recipe
 	want := map[string]Value{"epochs": {Int: int64(r.Epochs)}, "batch-size": {Int: int64(r.BatchSize)},
 		"optimizer": {String: r.Optimizer}, "lr": {Float: r.LR}, "weight-decay": {Float: r.WeightDecay},
-		"augment": {String: "double"}}
+		"augment": {String: "double"}, "init": {String: "torch"}, "normalize": {String: "none"},
+		"schedule": {String: "constant"}, "label-smoothing": {Float: 0}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("seed recipe %+v, want %+v", got, want)
 	}
@@ -120,11 +122,49 @@ func TestSettingRecipe(t *testing.T) {
 			t.Errorf("the recipe sets %q, no setting", name)
 		}
 	}
-	if got, err := Recipe("", e); got != nil || err != nil {
-		t.Errorf("no recipe: %v, %v", got, err)
+	for _, name := range []string{"", RecipeDefault} {
+		if got, err := Recipe(name, e); got != nil || err != nil {
+			t.Errorf("recipe %q: %v, %v", name, got, err)
+		}
 	}
-	if _, err := Recipe("fast", e); err == nil || err.Error() != `unknown --recipe "fast": the only recipe is 'seed' (the study's hyperparameters)` {
+	if _, err := Recipe("fast", e); err == nil || err.Error() != `unknown --recipe "fast": use default or seed` {
 		t.Errorf("unknown recipe: %v", err)
+	}
+}
+
+// The seed recipe must stay the study's whatever the defaults become: it
+// pins every setting whose default differs from what the study did.
+func TestSeedRecipePinsEveryChangedDefault(t *testing.T) {
+	e, err := catalog.Get("vgg8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Recipe(RecipeSeed, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	study := map[string]Value{"init": {String: "torch"}, "normalize": {String: "none"}, "schedule": {String: "constant"},
+		"label-smoothing": {}, "clip-norm": {}, "no-decay-bn-bias": {}, "class-weights": {String: "none"}, "select": {String: "val_acc"}}
+	for name, want := range study {
+		if v, ok := got[name]; ok {
+			if v != want {
+				t.Errorf("seed recipe sets %s to %+v, the study's is %+v", name, v, want)
+			}
+			continue
+		}
+		if d := Default(name); d != want {
+			t.Errorf("the default of %s (%+v) is not the study's (%+v) and the seed recipe does not pin it", name, d, want)
+		}
+	}
+}
+
+// --help lists every recipe.
+func TestRecipeUsageListsRecipes(t *testing.T) {
+	s, _ := Lookup("recipe")
+	for _, name := range RecipeNames() {
+		if !strings.Contains(s.Usage, name+" (") {
+			t.Errorf("--recipe usage does not list %q: %s", name, s.Usage)
+		}
 	}
 }
 

@@ -33,12 +33,30 @@ import common  # noqa: E402
 
 
 class Builder:
-    """Layer helpers mirroring tfops (layers.go): same padding rules."""
+    """Layer helpers mirroring tfops (layers.go): same padding rules.
+
+    The defaults are what 'make bench' times: Keras's own initialisers, BN
+    with PyTorch's momentum and epsilon, coupled L2 (reg) on every weight,
+    common.CLASSES outputs. The parity trainer (keras_train.py) changes them
+    through the attributes and the two *_init hooks."""
+
+    classes = common.CLASSES
+    bn_momentum, bn_epsilon = 0.9, 1e-5  # PyTorch's 0.1 momentum in Keras's convention
 
     def __init__(self, reg):
         self.reg = reg  # a regularizer for coupled L2, or None
+        self.reg_other = reg  # the same for biases and BN parameters
+
+    def conv_init(self, fan_in, filters, kernel, bias):
+        """Extra Conv2D kwargs (kernel_initializer, ...); none: Keras's defaults."""
+        return {}
+
+    def dense_init(self, fan_in, units):
+        """Extra Dense kwargs; none: Keras's defaults."""
+        return {}
 
     def conv(self, x, filters, kernel, stride=1, pad=0, bias=True):
+        fan_in = int(x.shape[-1]) * kernel * kernel
         if pad == 0:
             padding = "valid"
         elif stride == 1 and kernel == 2 * pad + 1:
@@ -47,13 +65,15 @@ class Builder:
             x = layers.ZeroPadding2D(pad)(x)
             padding = "valid"
         return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=bias,
-                             kernel_regularizer=self.reg, bias_regularizer=self.reg if bias else None)(x)
+                             kernel_regularizer=self.reg, bias_regularizer=self.reg_other if bias else None,
+                             **self.conv_init(fan_in, filters, kernel, bias))(x)
 
     def relu(self, x):
         return layers.ReLU()(x)
 
     def dense(self, x, units):
-        return layers.Dense(units, kernel_regularizer=self.reg, bias_regularizer=self.reg)(x)
+        return layers.Dense(units, kernel_regularizer=self.reg, bias_regularizer=self.reg_other,
+                            **self.dense_init(int(x.shape[-1]), units))(x)
 
     def maxpool(self, x, size, stride=None, pad=0):
         stride = stride or size
@@ -65,8 +85,8 @@ class Builder:
         return layers.MaxPooling2D(size, strides=stride, padding="valid")(x)
 
     def bn(self, x):
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_regularizer=self.reg,
-                                         beta_regularizer=self.reg)(x)
+        return layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                                         gamma_regularizer=self.reg_other, beta_regularizer=self.reg_other)(x)
 
 
 class NegInfPad(layers.Layer):
@@ -96,7 +116,7 @@ def alexnet(b, x, dropout):
     x = layers.Flatten()(b.maxpool(x, 3, 2))
     x = b.relu(b.dense(layers.Dropout(dropout)(x), 4096))
     x = b.relu(b.dense(layers.Dropout(dropout)(x), 4096))
-    return b.dense(x, common.CLASSES)
+    return b.dense(x, b.classes)
 
 
 def vgg(blocks):
@@ -105,7 +125,7 @@ def vgg(blocks):
             for f in filters:
                 x = b.relu(b.conv(x, f, 3))
             x = b.maxpool(x, 3, 2)
-        return b.dense(layers.Flatten()(x), common.CLASSES)
+        return b.dense(layers.Flatten()(x), b.classes)
     return build
 
 
@@ -133,7 +153,7 @@ def googlenet(b, x, dropout):
             b4 = conv(b.maxpool(x, 3, 1, pad=1), proj, 1)
             x = layers.Concatenate(axis=-1)([b1, b2, b3, b4])
     x = layers.Flatten()(layers.AveragePooling2D(7, strides=1)(x))
-    return b.dense(layers.Dropout(dropout)(x), common.CLASSES)
+    return b.dense(layers.Dropout(dropout)(x), b.classes)
 
 
 def resnet34(b, x, dropout):
@@ -152,7 +172,7 @@ def resnet34(b, x, dropout):
             x = b.relu(layers.Add()([y, shortcut]))
             channels = width
     x = layers.GlobalAveragePooling2D()(x)
-    return b.dense(x, common.CLASSES)
+    return b.dense(x, b.classes)
 
 
 def densenet(b, x, dropout):
@@ -172,7 +192,7 @@ def densenet(b, x, dropout):
             x = b.conv(b.relu(b.bn(x)), channels, 1, bias=False)
             x = layers.AveragePooling2D(2, strides=2)(x)
     x = layers.GlobalAveragePooling2D()(b.relu(b.bn(x)))
-    return b.dense(x, common.CLASSES)
+    return b.dense(x, b.classes)
 
 
 BUILDERS = {"alexnet": alexnet, "vgg8": vgg([[16, 16], [32, 32], [64, 64], [128, 128]]),

@@ -27,7 +27,7 @@ def conv(cin, cout, k, stride=1, pad=0, bias=True):
 
 
 class AlexNet(nn.Module):
-    def __init__(self, dropout):
+    def __init__(self, dropout, classes=common.CLASSES):
         super().__init__()
         self.features = nn.Sequential(
             conv(3, 96, 11, 4), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2), nn.BatchNorm2d(96),
@@ -37,14 +37,14 @@ class AlexNet(nn.Module):
             conv(384, 256, 3, pad=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(9216, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, common.CLASSES))
+            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))
 
 
 class VGG(nn.Module):
-    def __init__(self, blocks, flat):
+    def __init__(self, blocks, flat, classes=common.CLASSES):
         super().__init__()
         mods, cin = [], 3
         for filters in blocks:
@@ -53,7 +53,7 @@ class VGG(nn.Module):
                 cin = f
             mods.append(nn.MaxPool2d(3, 2))
         self.features = nn.Sequential(*mods)
-        self.fc = nn.Linear(flat, common.CLASSES)
+        self.fc = nn.Linear(flat, classes)
 
     def forward(self, x):
         return self.fc(torch.flatten(self.features(x), 1))
@@ -85,7 +85,7 @@ INCEPTION = [
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, dropout):
+    def __init__(self, dropout, classes=common.CLASSES):
         super().__init__()
         mods = [conv(3, 64, 7, 2, 3), nn.MaxPool2d(3, 2, 1), conv(64, 192, 3, pad=1), nn.MaxPool2d(3, 2, 1)]
         cin = 192
@@ -95,7 +95,7 @@ class GoogLeNet(nn.Module):
             for m in stage:
                 mods.append(Inception(cin, *m))
                 cin = m[0] + m[2] + m[4] + m[5]
-        mods += [nn.AvgPool2d(7, 1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, common.CLASSES)]
+        mods += [nn.AvgPool2d(7, 1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, classes)]
         self.net = nn.Sequential(*mods)
 
     def forward(self, x):
@@ -120,7 +120,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet34(nn.Module):
-    def __init__(self, dropout):
+    def __init__(self, dropout, classes=common.CLASSES):
         super().__init__()
         mods = [conv(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
         cin = 64
@@ -128,7 +128,7 @@ class ResNet34(nn.Module):
             for j in range(blocks):
                 mods.append(BasicBlock(cin, width, 2 if i > 0 and j == 0 else 1))
                 cin = width
-        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, common.CLASSES)]
+        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
         self.net = nn.Sequential(*mods)
 
     def forward(self, x):
@@ -150,7 +150,7 @@ class DenseLayer(nn.Module):
 
 
 class DenseNet(nn.Module):
-    def __init__(self, dropout, growth=12, blocks=(6, 12, 24, 16)):
+    def __init__(self, dropout, classes=common.CLASSES, growth=12, blocks=(6, 12, 24, 16)):
         super().__init__()
         mods = [conv(3, 2 * growth, 7, 2, 3), nn.MaxPool2d(3, 2, 1)]
         c = 2 * growth
@@ -161,17 +161,19 @@ class DenseNet(nn.Module):
             if i < len(blocks) - 1:
                 mods += [nn.BatchNorm2d(c), nn.ReLU(), conv(c, c // 2, 1, bias=False), nn.AvgPool2d(2, 2)]
                 c //= 2
-        mods += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, common.CLASSES)]
+        mods += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
         self.net = nn.Sequential(*mods)
 
     def forward(self, x):
         return self.net(x)
 
 
+# BUILDERS[network](dropout, classes=common.CLASSES) returns the model.
 BUILDERS = {
     "alexnet": AlexNet,
-    "vgg8": lambda d: VGG([[16, 16], [32, 32], [64, 64], [128, 128]], 128 * 4 * 4),
-    "vgg10": lambda d: VGG([[64, 64], [128, 128], [256, 256, 256], [512, 512, 512]], 512 * 3 * 3),
+    "vgg8": lambda d, classes=common.CLASSES: VGG([[16, 16], [32, 32], [64, 64], [128, 128]], 128 * 4 * 4, classes),
+    "vgg10": lambda d, classes=common.CLASSES: VGG([[64, 64], [128, 128], [256, 256, 256], [512, 512, 512]],
+                                                  512 * 3 * 3, classes),
     "googlenet": GoogLeNet,
     "resnet34": ResNet34,
     "densenet": DenseNet,

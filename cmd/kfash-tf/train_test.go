@@ -212,3 +212,21 @@ func TestTrainBadInput(t *testing.T) {
 		})
 	}
 }
+
+// A train that fails before its run starts (here: --device gpu where the
+// library sees no GPU) leaves no run folder behind, so the same command
+// works once the cause is fixed.
+func TestTrainFailingBeforeStartLeavesNoFolder(t *testing.T) {
+	data := tinyDataset(t, 4, 2)
+	out := filepath.Join(t.TempDir(), "run")
+	_, stderr, code := run(t, "train", "vgg8", "--data", data, "--device", "gpu", "--epochs", "1", "--out", out)
+	if code == 0 {
+		t.Skip("this TensorFlow library has a GPU: the failure this test needs does not happen")
+	}
+	if !strings.Contains(stderr, "--device gpu") {
+		t.Errorf("stderr does not name --device gpu:\n%s", stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed train left %s behind (%v)", out, err)
+	}
+}

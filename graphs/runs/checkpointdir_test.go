@@ -229,3 +229,38 @@ func TestReadStatusOldFormat(t *testing.T) {
 		t.Errorf("old status: %+v, %v", st, err)
 	}
 }
+
+// Abandon removes a folder LockDir made and nothing else wrote into, and
+// only that: a folder that existed, or that a run was written into, stays.
+func TestLockAbandonRemovesOnlyItsEmptyFolder(t *testing.T) {
+	fresh := filepath.Join(t.TempDir(), "run")
+	l, err := runs.LockDir(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Abandon(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("abandoned fresh folder still there: %v", err)
+	}
+
+	existing := t.TempDir()
+	if l, err = runs.LockDir(existing); err != nil {
+		t.Fatal(err)
+	}
+	l.Abandon()
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("a folder that existed before the lock was removed: %v", err)
+	}
+
+	written := filepath.Join(t.TempDir(), "run")
+	if l, err = runs.LockDir(written); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(written, "config.json"), []byte("{}"), 0o644)
+	l.Abandon()
+	if _, err := os.Stat(filepath.Join(written, "config.json")); err != nil {
+		t.Errorf("a folder with a run in it was removed: %v", err)
+	}
+}

@@ -23,7 +23,9 @@ var ErrLocked = errors.New("run folder in use")
 
 // Lock is a process's exclusive hold on a run folder.
 type Lock struct {
-	f *os.File
+	f    *os.File
+	dir  string
+	made bool // LockDir created dir
 }
 
 // LockDir takes the run folder dir for writing (creating dir if needed), or
@@ -31,6 +33,8 @@ type Lock struct {
 // that holds it. Two writers of one run (two resumes of it) would otherwise
 // both append metrics and write checkpoints.
 func LockDir(dir string) (*Lock, error) {
+	_, statErr := os.Stat(dir)
+	made := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -68,7 +72,27 @@ func LockDir(dir string) (*Lock, error) {
 		f.Close()
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f, dir: dir, made: made}, nil
+}
+
+// Abandon gives up a run folder no run was written into: when LockDir
+// created the folder and it still holds only the lock file, both are
+// removed, so that a train failing before its run starts (a missing GPU, a
+// dataset error found late) leaves no empty folder behind that the next
+// train would call taken. Otherwise it is Release.
+func (l *Lock) Abandon() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	entries, err := os.ReadDir(l.dir)
+	if !l.made || err != nil || len(entries) != 1 || entries[0].Name() != lockFile {
+		return l.Release()
+	}
+	// Removed while still held: a second train that opened the lock file
+	// meanwhile gets the folder's error when it writes, not a silent race.
+	os.Remove(filepath.Join(l.dir, lockFile))
+	l.Release()
+	return os.Remove(l.dir)
 }
 
 // Release gives the run folder up. The lock file stays: removing it would

@@ -21,6 +21,7 @@ type Config struct {
 	Classes        []string        `json:"classes"`
 	Data           string          `json:"data"`
 	Recipe         string          `json:"recipe,omitempty"`
+	Init           string          `json:"init,omitempty"` // tfops.InitScheme's names; empty (older runs) was "torch"
 	Normalize      string          `json:"normalize"`
 	Mean           [3]float32      `json:"mean"`
 	Std            [3]float32      `json:"std"`
