@@ -115,15 +115,7 @@ func TestMeanFusedKeepsShapesAndValues(t *testing.T) {
 		xs[i] = op.Const(s.SubScope("x"), v)
 	}
 	out := newCollectives(1, time.Minute).meanFused(s, xs, shapes, 10, 4) // packs {0, 1}, {2}, {3}
-	g, err := s.Finalize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := NewSession(g, runs.SessionConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := scopeSession(t, s)
 	got, err := sess.Run(nil, out, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,22 +229,14 @@ func TestPeerErrorOnTimeout(t *testing.T) {
 	s := op.NewScope()
 	x := op.Const(s.SubScope("x"), []float32{1, 2})
 	y := newCollectives(2, 300*time.Millisecond).reduce(s, x, 77, "Div")
-	g, err := s.Finalize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := NewSession(g, runs.SessionConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := scopeSession(t, s)
 	start := time.Now()
 	_, runErr := sess.Run(nil, []tf.Output{y}, nil)
 	if code, ok := tfops.ErrorCode(runErr); !ok || code != tfops.CodeDeadlineExceeded {
 		t.Fatalf("after %v: %v (code %v, %v), want DEADLINE_EXCEEDED", time.Since(start), runErr, code, ok)
 	}
 	r := &Replica{Cluster: Cluster{Workers: []string{"10.0.0.1:2222", "10.0.0.2:2222"}, Task: 0}, Timeout: 300 * time.Millisecond}
-	err = r.peerError(runErr)
+	err := r.peerError(runErr)
 	var pe *PeerError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrPeer) || !pe.TimedOut || pe.Task != 1 || pe.Addr != "10.0.0.2:2222" {
 		t.Fatalf("%v (%+v), want task 1 timed out", err, pe)
@@ -263,4 +247,20 @@ func TestPeerErrorOnTimeout(t *testing.T) {
 	if other := errors.New("not TensorFlow's"); r.peerError(other) != other {
 		t.Error("a non-TensorFlow error was reworded")
 	}
+}
+
+// scopeSession finalizes s and opens a session on its graph, closed when
+// the test ends.
+func scopeSession(t *testing.T, s *op.Scope) *tf.Session {
+	t.Helper()
+	g, err := s.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := NewSession(g, runs.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	return sess
 }

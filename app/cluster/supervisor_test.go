@@ -160,6 +160,22 @@ func fakeCluster(t *testing.T, n int, behaviour ...string) (Options, *bytes.Buff
 	}, &stdout, &stderr, ready
 }
 
+// runWithSignals runs the cluster of opts in the background, its signals
+// coming from sigs, and delivers its result on the returned channel.
+func runWithSignals(t *testing.T, opts Options, sigs chan os.Signal) <-chan Result {
+	t.Helper()
+	opts.Signals = sigs
+	done := make(chan Result, 1)
+	go func() {
+		res, err := Run(opts)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	return done
+}
+
 // waitReady waits until n tasks have written their ready files.
 func waitReady(t *testing.T, dir string, n int) map[string]int {
 	t.Helper()
@@ -303,15 +319,7 @@ func TestClusterLocalForwardsAnInterruptToEveryTask(t *testing.T) {
 	const n = 3
 	opts, _, stderr, ready := fakeCluster(t, n, "wait")
 	sigs := make(chan os.Signal, 1)
-	opts.Signals = sigs
-	done := make(chan Result)
-	go func() {
-		res, err := Run(opts)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	done := runWithSignals(t, opts, sigs)
 	pids := waitReady(t, ready, n)
 	// A task stopped by job control still gets the signal: the supervisor
 	// resumes it.
@@ -337,12 +345,7 @@ func TestClusterLocalGivesInterruptedTasksTheTimeTheyNeed(t *testing.T) {
 	opts, _, stderr, ready := fakeCluster(t, n, "wait", "slow-stop")
 	opts.Grace = 100 * time.Millisecond
 	sigs := make(chan os.Signal, 1)
-	opts.Signals = sigs
-	done := make(chan Result)
-	go func() {
-		res, _ := Run(opts)
-		done <- res
-	}()
+	done := runWithSignals(t, opts, sigs)
 	waitReady(t, ready, n)
 	sigs <- syscall.SIGTERM
 	res := <-done
@@ -361,12 +364,7 @@ func TestClusterLocalFailureDuringInterruptIsNamed(t *testing.T) {
 	const n = 3
 	opts, _, stderr, ready := fakeCluster(t, n, "wait", "on-signal=2:7")
 	sigs := make(chan os.Signal, 1)
-	opts.Signals = sigs
-	done := make(chan Result)
-	go func() {
-		res, _ := Run(opts)
-		done <- res
-	}()
+	done := runWithSignals(t, opts, sigs)
 	waitReady(t, ready, n)
 	sigs <- os.Interrupt
 	res := <-done
@@ -379,12 +377,7 @@ func TestClusterLocalSecondSignalKillsAtOnce(t *testing.T) {
 	const n = 2
 	opts, _, stderr, ready := fakeCluster(t, n, "wait", "ignore-term")
 	sigs := make(chan os.Signal) // unbuffered: the second send waits for the first's handling
-	opts.Signals = sigs
-	done := make(chan Result)
-	go func() {
-		res, _ := Run(opts)
-		done <- res
-	}()
+	done := runWithSignals(t, opts, sigs)
 	waitReady(t, ready, n)
 	start := time.Now()
 	sigs <- syscall.SIGTERM // ignored by the tasks
